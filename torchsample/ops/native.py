@@ -1,0 +1,24 @@
+"""Native backend: :func:`torch.nn.functional.grid_sample` itself."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+NAME = "native"
+
+
+def unavailable_reason() -> str | None:
+    return None
+
+
+def unsupported_reason(input, grid, mode, padding_mode, align_corners, smoothstep) -> str | None:
+    if smoothstep:
+        return "F.grid_sample has no smoothstep weights"
+    if not input.is_floating_point():
+        return f"F.grid_sample rejects integer feature maps (got {input.dtype})"
+    return None
+
+
+def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
+    return F.grid_sample(input, grid, mode=mode, padding_mode=padding_mode,
+                         align_corners=align_corners)

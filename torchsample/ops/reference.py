@@ -1,0 +1,177 @@
+"""Reference backend: grid sampling written with plain PyTorch operations.
+
+It is slow and memory hungry, but every step is an ordinary differentiable
+tensor operation, so autograd differentiates it to any order. It is the
+oracle the faster backends are tested against, and it serves what no other
+backend can (for example third derivatives, or integer feature maps where
+the compiled extension is not built).
+
+The per-point arithmetic follows PyTorch's scalar ``GridSampler`` helpers
+step by step (unnormalize, pad, guard against values that do not fit an
+index, then interpolate), including its choices at the edges: a clipped
+coordinate has zero gradient even when it lies exactly on the border, and
+non-finite coordinates never produce an out-of-range index.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+NAME = "reference"
+
+# PyTorch maps source indices that do not fit an int (and non-finite ones)
+# to this value, which is out of bounds for every size.
+_OUT_OF_RANGE = -100.0
+_INT_MAX = 2**31 - 1
+_INT_MIN = -(2**31)
+_CUBIC_A = -0.75
+
+
+def unavailable_reason() -> str | None:
+    return None
+
+
+def unsupported_reason(input, grid, mode, padding_mode, align_corners, smoothstep) -> str | None:
+    return None
+
+
+def _unnormalize(coord: torch.Tensor, size: int, align_corners: bool) -> torch.Tensor:
+    if align_corners:
+        return (coord + 1) / 2 * (size - 1)
+    return ((coord + 1) * size - 1) / 2
+
+
+def _clip(coord: torch.Tensor, size: int) -> torch.Tensor:
+    # Comparisons rather than clamp: the borders themselves count as clipped
+    # (zero gradient), and NaN ends up on the upper border as in PyTorch.
+    zero = torch.zeros((), dtype=coord.dtype, device=coord.device)
+    upper = torch.full((), size - 1, dtype=coord.dtype, device=coord.device)
+    return torch.where(coord <= 0, zero, torch.where(coord < upper, coord, upper))
+
+
+def _reflect(coord: torch.Tensor, twice_low: int, twice_high: int) -> torch.Tensor:
+    if twice_low == twice_high:
+        return torch.zeros_like(coord)
+    low = twice_low / 2
+    span = (twice_high - twice_low) / 2
+    distance = coord - low
+    distance = torch.where(distance < 0, -distance, distance)
+    extra = torch.fmod(distance, span)
+    flips = torch.floor(distance / span)
+    even = torch.remainder(flips, 2) == 0
+    return torch.where(even, extra + low, span - extra + low)
+
+
+def _pad(coord: torch.Tensor, size: int, padding_mode: str, align_corners: bool) -> torch.Tensor:
+    """Map an unnormalized coordinate into the map according to the padding."""
+    if padding_mode == "border":
+        return _clip(coord, size)
+    if padding_mode == "reflection":
+        if align_corners:
+            coord = _reflect(coord, 0, 2 * (size - 1))
+        else:
+            coord = _reflect(coord, -1, 2 * size - 1)
+        return _clip(coord, size)
+    return coord
+
+
+def _guard(coord: torch.Tensor) -> torch.Tensor:
+    fits = torch.isfinite(coord) & (coord <= _INT_MAX - 1) & (coord >= _INT_MIN)
+    return torch.where(fits, coord, torch.full_like(coord, _OUT_OF_RANGE))
+
+
+def _linear_weight(t: torch.Tensor, smoothstep: bool) -> torch.Tensor:
+    return t * t * (3 - 2 * t) if smoothstep else t
+
+
+def _cubic_weights(t: torch.Tensor) -> list[torch.Tensor]:
+    """Keys' cubic convolution weights of the four taps at offsets -1, 0, 1, 2."""
+
+    def near(x):  # |x| <= 1
+        return ((_CUBIC_A + 2) * x - (_CUBIC_A + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((_CUBIC_A * x - 5 * _CUBIC_A) * x + 8 * _CUBIC_A) * x - 4 * _CUBIC_A
+
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+def _taps(coord, size, mode, padding_mode, align_corners, smoothstep):
+    """The (index, weight) pairs one axis contributes to each sample.
+
+    Indices are float tensors (they may lie outside the map; the gather masks
+    them); a weight of ``None`` means exactly one.
+    """
+    if mode == "bicubic":
+        # Bicubic pads each tap, not the coordinate.
+        source = _unnormalize(coord, size, align_corners)
+        first = torch.floor(source)
+        weights = _cubic_weights(source - first)
+        return [
+            (_guard(_pad(first + offset, size, padding_mode, align_corners)), weight)
+            for offset, weight in zip((-1, 0, 1, 2), weights)
+        ]
+    source = _guard(_pad(_unnormalize(coord, size, align_corners), size, padding_mode,
+                         align_corners))
+    if mode == "nearest":
+        # torch.round rounds half to even, like nearbyint in PyTorch's kernels.
+        return [(torch.round(source), None)]
+    first = torch.floor(source)
+    upper = _linear_weight(source - first, smoothstep)
+    return [(first, 1 - upper), (first + 1, upper)]
+
+
+def _gather(flat_input: torch.Tensor, spatial: tuple[int, ...], indices: list[torch.Tensor]):
+    """Values at integer positions ``indices`` (one per axis, x first), zero outside."""
+    n, c, _ = flat_input.shape
+    inside = None
+    linear = None
+    # Axes in memory order: the last coordinate (z or y) is the slowest.
+    for index, size in zip(reversed(indices), spatial):
+        ok = (index >= 0) & (index < size)
+        inside = ok if inside is None else inside & ok
+        clamped = torch.where(ok, index, torch.zeros_like(index)).long()
+        linear = clamped if linear is None else linear * size + clamped
+    values = flat_input.gather(2, linear.unsqueeze(1).expand(n, c, -1))
+    zero = torch.zeros((), dtype=values.dtype, device=values.device)
+    return torch.where(inside.unsqueeze(1), values, zero)
+
+
+def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
+    """Sample ``input`` at ``grid`` with plain tensor operations.
+
+    Arguments are those of :func:`torchsample.grid_sample`, already checked.
+    """
+    n, c, *spatial = input.shape
+    points_shape = grid.shape[1:-1]
+    dims = grid.shape[-1]
+    coords = grid.reshape(n, -1, dims)
+    flat_input = input.reshape(n, c, -1)
+    # Coordinates are (x, y[, z]); spatial sizes are (d,) h, w.
+    sizes = list(reversed(spatial))
+    per_axis = [
+        _taps(coords[..., axis], sizes[axis], mode, padding_mode, align_corners, smoothstep)
+        for axis in range(dims)
+    ]
+
+    out = None
+    for combination in itertools.product(*per_axis):
+        values = _gather(flat_input, tuple(spatial), [index for index, _ in combination])
+        weights = [weight for _, weight in combination if weight is not None]
+        if weights:
+            weight = weights[0]
+            for w in weights[1:]:
+                weight = weight * w
+            values = values * weight.unsqueeze(1)
+        out = values if out is None else out + values
+
+    if mode == "nearest" and input.is_floating_point() and grid.requires_grad:
+        # Nearest sampling is piecewise constant: its gradient w.r.t. the grid
+        # is zero, not undefined (as in F.grid_sample). The product with zero
+        # connects the grid to the graph; nan_to_num keeps inf/NaN coordinates
+        # from turning that zero into NaN.
+        zero = torch.nan_to_num(coords * 0, nan=0.0).sum(-1)
+        out = out + zero.unsqueeze(1)
+    return out.reshape(n, c, *points_shape)
