@@ -1,3 +1,22 @@
-"""torchsample: sample feature maps and point clouds at explicit coordinates."""
+"""torchsample: sample feature maps and point clouds at explicit coordinates.
+
+Conventions, the same everywhere: coordinates are normalized to [-1, 1] with
+their last dimension ``(x, y[, z])``; sizes are ``(w, h[, d])``; coordinates
+come first in argument lists; sampled features come back feature-last.
+"""
+
+from ._sample import feat_first, feat_last, sample, sample2d, sample3d
+from .ops import BackendChoice, grid_sample, which_backend
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "BackendChoice",
+    "feat_first",
+    "feat_last",
+    "grid_sample",
+    "sample",
+    "sample2d",
+    "sample3d",
+    "which_backend",
+]

@@ -1,0 +1,221 @@
+"""The one place that decides which backend serves a grid-sampling call."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import NamedTuple
+
+import torch
+
+from .._checks import check_choice, check_same_device, check_tensor, describe
+from . import native, reference
+
+#: Backends by name, in the order ``auto`` tries them.
+BACKENDS = {module.NAME: module for module in (native, reference)}
+
+MODES = ("nearest", "bilinear", "bicubic", "trilinear")
+PADDING_MODES = ("zeros", "border", "reflection")
+ENV_VAR = "TORCHSAMPLE_BACKEND"
+
+
+class BackendChoice(NamedTuple):
+    """Which backend serves a call, and why."""
+
+    name: str
+    reason: str
+
+
+def _check_request(input, grid, mode, padding_mode, align_corners, smoothstep) -> str:
+    """Validate a grid-sampling request; return the mode with aliases resolved."""
+    check_tensor("input", input)
+    check_tensor("grid", grid)
+    if input.dim() not in (4, 5):
+        raise ValueError(
+            "input must be a 4D (b, c, h, w) or 5D (b, c, d, h, w) feature map, "
+            f"got {describe(input)}"
+        )
+    dims = input.dim() - 2
+    expected_grid = "(b, h_out, w_out, 2)" if dims == 2 else "(b, d_out, h_out, w_out, 3)"
+    if grid.dim() != input.dim() or grid.shape[-1] != dims:
+        raise ValueError(
+            f"grid must be {expected_grid} for a {input.dim()}D input of shape "
+            f"{tuple(input.shape)}, got {describe(grid)}"
+        )
+    if grid.shape[0] != input.shape[0]:
+        raise ValueError(
+            f"grid and input must have the same batch size, got grid batch {grid.shape[0]} "
+            f"and input batch {input.shape[0]}"
+        )
+    check_same_device(input=input, grid=grid)
+    if not grid.is_floating_point():
+        raise TypeError(f"grid must have a floating-point dtype, got {describe(grid)}")
+    check_choice("mode", mode, MODES)
+    check_choice("padding_mode", padding_mode, PADDING_MODES)
+    if not isinstance(align_corners, bool):
+        raise TypeError(f"align_corners must be a bool, got {align_corners!r}")
+    if not isinstance(smoothstep, bool):
+        raise TypeError(f"smoothstep must be a bool, got {smoothstep!r}")
+    if mode == "trilinear":
+        if dims != 3:
+            raise ValueError(
+                f"mode='trilinear' needs a 5D input, got {describe(input)}; use 'bilinear' in 2D"
+            )
+        mode = "bilinear"
+    if mode == "bicubic" and dims != 2:
+        raise ValueError(f"mode='bicubic' supports 4D inputs only, got {describe(input)}")
+    if smoothstep and mode != "bilinear":
+        raise ValueError(
+            f"smoothstep=True applies to mode='bilinear' (or 'trilinear') only, got mode={mode!r}"
+        )
+    if input.is_floating_point():
+        if input.dtype != grid.dtype:
+            raise TypeError(
+                f"input and grid must have the same dtype, got input {input.dtype} and grid "
+                f"{grid.dtype}; cast one of them explicitly"
+            )
+    elif mode != "nearest":
+        raise TypeError(
+            f"integer and bool feature maps can only be sampled with mode='nearest', got "
+            f"mode={mode!r} for input of dtype {input.dtype}"
+        )
+    return mode
+
+
+def _requested_backend() -> str:
+    requested = os.environ.get(ENV_VAR, "auto")
+    return check_choice(f"environment variable {ENV_VAR}", requested, ("auto", *BACKENDS))
+
+
+_warned_unavailable: set[str] = set()
+
+
+def _choose(input, grid, mode, padding_mode, align_corners, smoothstep) -> BackendChoice:
+    args = (input, grid, mode, padding_mode, align_corners, smoothstep)
+    requested = _requested_backend()
+    if requested != "auto":
+        backend = BACKENDS[requested]
+        reason = backend.unavailable_reason() or backend.unsupported_reason(*args)
+        if reason is not None:
+            raise RuntimeError(f"{ENV_VAR}={requested} cannot serve this call: {reason}")
+        return BackendChoice(requested, f"selected by {ENV_VAR}={requested}")
+
+    passed_over = []
+    for name, backend in BACKENDS.items():
+        unavailable = backend.unavailable_reason()
+        if unavailable is not None and name not in _warned_unavailable:
+            _warned_unavailable.add(name)
+            warnings.warn(
+                f"torchsample: the {name} backend is unavailable ({unavailable}); "
+                "falling back to the next backend",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        reason = unavailable or backend.unsupported_reason(*args)
+        if reason is None:
+            why = "; ".join(passed_over) if passed_over else "first choice for this call"
+            return BackendChoice(name, why)
+        passed_over.append(f"{name}: {reason}")
+    raise RuntimeError("no backend can serve this call: " + "; ".join(passed_over))
+
+
+def which_backend(
+    input: torch.Tensor,
+    grid: torch.Tensor,
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+    align_corners: bool = False,
+    smoothstep: bool = False,
+) -> BackendChoice:
+    """Report which backend :func:`grid_sample` uses for these arguments, and why.
+
+    Takes exactly the arguments of :func:`grid_sample` and validates them the
+    same way, without sampling.
+
+    Returns
+    -------
+    BackendChoice
+        ``name`` is ``"compiled"``, ``"native"`` or ``"reference"``; ``reason``
+        says why the backends tried before it were passed over, or that the
+        environment variable ``TORCHSAMPLE_BACKEND`` selected it.
+
+    Examples
+    --------
+    >>> import torch, torchsample as ts
+    >>> image = torch.rand(1, 3, 8, 8)
+    >>> grid = torch.rand(1, 4, 4, 2) * 2 - 1
+    >>> ts.which_backend(image, grid, smoothstep=True).name in ("compiled", "reference")
+    True
+    >>> labels = torch.randint(0, 5, (1, 1, 8, 8))
+    >>> ts.which_backend(labels, grid, mode="nearest").name in ("compiled", "reference")
+    True
+    """
+    mode = _check_request(input, grid, mode, padding_mode, align_corners, smoothstep)
+    return _choose(input, grid, mode, padding_mode, align_corners, smoothstep)
+
+
+def grid_sample(
+    input: torch.Tensor,
+    grid: torch.Tensor,
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+    align_corners: bool = False,
+    smoothstep: bool = False,
+) -> torch.Tensor:
+    """Sample ``input`` at the normalized locations in ``grid``.
+
+    A drop-in replacement for :func:`torch.nn.functional.grid_sample` with the
+    same arguments, order and semantics, plus ``smoothstep`` weights and
+    first and second derivatives with respect to both ``input`` and ``grid``.
+
+    Parameters
+    ----------
+    input : Tensor
+        Feature map ``(b, c, h, w)`` or ``(b, c, d, h, w)``. Integer and bool
+        maps are accepted with ``mode="nearest"`` and keep their dtype.
+    grid : Tensor
+        Sampling locations ``(b, h_out, w_out, 2)`` or
+        ``(b, d_out, h_out, w_out, 3)``, last dimension ``(x, y[, z])``
+        normalized to [-1, 1]. Same dtype as a floating ``input``.
+    mode : {"bilinear", "nearest", "bicubic", "trilinear"}
+        Interpolation. ``"trilinear"`` is accepted as an alias of
+        ``"bilinear"`` for 5D inputs; ``"bicubic"`` is 2D only.
+    padding_mode : {"zeros", "border", "reflection"}
+        Values used outside the map.
+    align_corners : bool
+        If True, -1 and 1 are the centers of the corner pixels; if False,
+        they are the outer edges of the corner pixels.
+    smoothstep : bool
+        Replace each linear weight ``t`` by ``t * t * (3 - 2 * t)``
+        (Instant-NGP), which makes the gradient with respect to ``grid``
+        continuous across pixel boundaries. Bilinear/trilinear only.
+
+    Returns
+    -------
+    Tensor
+        ``(b, c, h_out, w_out)`` or ``(b, c, d_out, h_out, w_out)``, the dtype
+        of ``input``.
+
+    Notes
+    -----
+    The call is served by one of several backends (see :func:`which_backend`):
+    the compiled C++/CUDA extension when it is built, ``F.grid_sample`` when
+    it can serve the request, and the pure-PyTorch reference otherwise. Set
+    ``TORCHSAMPLE_BACKEND`` to ``compiled``, ``native`` or ``reference`` to
+    force one.
+
+    Examples
+    --------
+    >>> import torch, torchsample as ts
+    >>> image = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])  # (b, c, h, w)
+    >>> grid = torch.tensor([[[[0.0, 0.0], [-0.5, -0.5], [0.5, -0.5]]]])  # (x, y)
+    >>> ts.grid_sample(image, grid)
+    tensor([[[[1.5000, 0.0000, 1.0000]]]])
+    >>> ts.grid_sample(image, torch.tensor([[[[0.25, 0.0]]]]), smoothstep=True)
+    tensor([[[[1.8438]]]])
+    """
+    mode = _check_request(input, grid, mode, padding_mode, align_corners, smoothstep)
+    choice = _choose(input, grid, mode, padding_mode, align_corners, smoothstep)
+    return BACKENDS[choice.name].grid_sample(
+        input, grid, mode, padding_mode, align_corners, smoothstep
+    )
