@@ -1,0 +1,126 @@
+"""ts.grid_sample: known values, argument checks and the backend report."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import torchsample as ts
+from torchsample.ops import BACKENDS
+
+# Pixel values 0 1 / 2 3, so that inside the map bilinear gives ix + 2 * iy.
+IMAGE = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]], dtype=torch.float64)
+
+
+def at(*points):
+    return torch.tensor([[list(points)]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    "align,padding,points,expected",
+    [
+        # align_corners=False: pixel centers at -0.5 and 0.5.
+        (False, "border", [(-1, -1), (1, 1), (0, -1), (0, 0)], [0.0, 3.0, 0.5, 1.5]),
+        (False, "zeros", [(-1, -1), (1, 1), (0, -1), (0, 0)], [0.0, 0.75, 0.25, 1.5]),
+        (False, "border", [(-0.5, -0.5), (0.5, 0.5), (-0.25, 0), (0.25, 0.25)],
+         [0.0, 3.0, 1.25, 2.25]),
+        # align_corners=True: pixel centers at -1 and 1.
+        (True, "zeros", [(-1, -1), (1, 1), (0, -1), (1, 0), (-0.5, 0)], [0.0, 3.0, 0.5, 2.0, 1.25]),
+        (True, "reflection", [(-2, -1), (3, 1)], [0.5, 2.0]),
+    ],
+)
+def test_known_values(align, padding, points, expected):
+    out = ts.grid_sample(IMAGE, at(*points), padding_mode=padding, align_corners=align)
+    assert out.flatten().tolist() == pytest.approx(expected)
+
+
+def test_trilinear_is_an_alias_in_3d():
+    volume = torch.randn(1, 2, 3, 4, 5, dtype=torch.float64)
+    grid = torch.rand(1, 2, 3, 4, 3, dtype=torch.float64) * 2 - 1
+    torch.testing.assert_close(
+        ts.grid_sample(volume, grid, mode="trilinear"), F.grid_sample(volume, grid)
+    )
+
+
+def test_matches_native_by_default_on_every_mode():
+    image = torch.randn(2, 3, 6, 7, dtype=torch.float64)
+    grid = torch.rand(2, 4, 5, 2, dtype=torch.float64) * 2.4 - 1.2
+    for mode in ("nearest", "bilinear", "bicubic"):
+        torch.testing.assert_close(
+            ts.grid_sample(image, grid, mode=mode, padding_mode="reflection"),
+            F.grid_sample(image, grid, mode=mode, padding_mode="reflection"),
+        )
+
+
+def test_which_backend_reports_and_explains():
+    image = torch.rand(1, 3, 8, 8)
+    grid = torch.rand(1, 4, 4, 2) * 2 - 1
+    first = next(iter(BACKENDS))
+    plain = ts.which_backend(image, grid)
+    assert plain.name == first
+    smooth = ts.which_backend(image, grid, smoothstep=True)
+    assert smooth.name != "native"
+    labels = ts.which_backend(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), grid, mode="nearest")
+    assert labels.name != "native"
+    if "compiled" not in BACKENDS:
+        assert plain == ("native", "first choice for this call")
+        assert smooth.name == "reference" and "no smoothstep" in smooth.reason
+        assert "integer" in labels.reason
+
+
+def test_environment_variable_forces_a_backend(monkeypatch):
+    image = torch.rand(1, 3, 8, 8)
+    grid = torch.rand(1, 4, 4, 2) * 2 - 1
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "reference")
+    assert ts.which_backend(image, grid) == ("reference", "selected by TORCHSAMPLE_BACKEND=reference")
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "native")
+    with pytest.raises(RuntimeError, match="TORCHSAMPLE_BACKEND=native cannot serve.*smoothstep"):
+        ts.grid_sample(image, grid, smoothstep=True)
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "fastest")
+    with pytest.raises(ValueError, match="TORCHSAMPLE_BACKEND must be one of.*got 'fastest'"):
+        ts.grid_sample(image, grid)
+
+
+def test_every_backend_serving_a_call_agrees(monkeypatch):
+    image = torch.randn(1, 2, 5, 6, dtype=torch.float64)
+    grid = torch.rand(1, 3, 4, 2, dtype=torch.float64) * 2.2 - 1.1
+    results = {}
+    for name in BACKENDS:
+        monkeypatch.setenv("TORCHSAMPLE_BACKEND", name)
+        results[name] = ts.grid_sample(image, grid, padding_mode="border")
+    for name, out in results.items():
+        torch.testing.assert_close(out, results["native"], msg=name)
+
+
+IMG = torch.rand(2, 3, 8, 8)
+GRID = torch.rand(2, 4, 4, 2) * 2 - 1
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        (dict(input=IMG[0], grid=GRID), ValueError, r"input must be a 4D .* got shape \(3, 8, 8\)"),
+        (dict(input=IMG, grid=GRID[..., :1]), ValueError, r"grid must be \(b, h_out, w_out, 2\)"),
+        (dict(input=IMG, grid=GRID[:1]), ValueError, "same batch size, got grid batch 1"),
+        (dict(input=IMG, grid=GRID.double()), TypeError, "same dtype, got input torch.float32"),
+        (dict(input=IMG, grid=GRID.long()), TypeError, "grid must have a floating-point dtype"),
+        (dict(input=IMG, grid=GRID, mode="linear"), ValueError, "mode must be one of.*'linear'"),
+        (dict(input=IMG, grid=GRID, padding_mode="wrap"), ValueError, "padding_mode must be one"),
+        (dict(input=IMG, grid=GRID, mode="trilinear"), ValueError, "trilinear' needs a 5D input"),
+        (dict(input=IMG, grid=GRID, mode="nearest", smoothstep=True), ValueError,
+         "smoothstep=True applies to mode='bilinear'.*'nearest'"),
+        (dict(input=IMG, grid=GRID, mode="bicubic", smoothstep=True), ValueError,
+         "got mode='bicubic'"),
+        (dict(input=torch.rand(1, 1, 2, 2, 2), grid=torch.rand(1, 1, 1, 1, 3), mode="bicubic"),
+         ValueError, "bicubic' supports 4D inputs only"),
+        (dict(input=IMG.long(), grid=GRID), TypeError, "only be sampled with mode='nearest'"),
+        (dict(input=IMG.numpy(), grid=GRID), TypeError, "input must be a torch.Tensor, got ndarray"),
+        (dict(input=IMG, grid=GRID, align_corners=None), TypeError, "align_corners must be a bool"),
+        (dict(input=IMG, grid=GRID, smoothstep=1), TypeError, "smoothstep must be a bool"),
+        (dict(input=IMG, grid=GRID.to("meta")), ValueError, "same device, got input on cpu"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        ts.grid_sample(**kwargs)
+    with pytest.raises(error, match=message):
+        ts.which_backend(**kwargs)
