@@ -1,0 +1,6 @@
+"""Networks that consume sampled features."""
+
+from ._mlp import MLP
+from ._siren import Siren
+
+__all__ = ["MLP", "Siren"]
