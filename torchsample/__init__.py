@@ -5,6 +5,7 @@ their last dimension ``(x, y[, z])``; sizes are ``(w, h[, d])``; coordinates
 come first in argument lists; sampled features come back feature-last.
 """
 
+from . import coord, encoding, models, ops
 from ._sample import feat_first, feat_last, sample, sample2d, sample3d
 from .ops import BackendChoice, grid_sample, which_backend
 
@@ -12,9 +13,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendChoice",
+    "coord",
+    "encoding",
     "feat_first",
     "feat_last",
     "grid_sample",
+    "models",
+    "ops",
     "sample",
     "sample2d",
     "sample3d",
