@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import torchsample.coord as coord
+from torchsample import coord
 
 
 def generator(seed=0):
@@ -212,8 +212,12 @@ def test_rand_shapes_range_and_reproducibility():
     assert (out >= -1).all() and (out < 1).all()
     # Spread over the whole range, not e.g. [0, 1).
     assert out.min() < -0.95 and out.max() > 0.95
-    assert torch.equal(out, coord.rand(3, 1000, dims=3, dtype=torch.float64, generator=generator(1)))
-    assert not torch.equal(out, coord.rand(3, 1000, dims=3, dtype=torch.float64, generator=generator(2)))
+    assert torch.equal(
+        out, coord.rand(3, 1000, dims=3, dtype=torch.float64, generator=generator(1))
+    )
+    assert not torch.equal(
+        out, coord.rand(3, 1000, dims=3, dtype=torch.float64, generator=generator(2))
+    )
     assert coord.rand(0, 10).shape == (10, 2)
 
 
@@ -255,7 +259,9 @@ def test_randint_sampling_returns_stored_values(align_corners):
 
 def test_randint_all_pixels_is_a_permutation():
     out = coord.randint(0, 12, (4, 3), generator=generator())
-    assert sorted(map(tuple, out.tolist())) == sorted(map(tuple, coord.full(0, (4, 3)).view(-1, 2).tolist()))
+    assert sorted(map(tuple, out.tolist())) == sorted(
+        map(tuple, coord.full(0, (4, 3)).view(-1, 2).tolist())
+    )
 
 
 def test_randint_too_many_unique_samples():
@@ -285,8 +291,12 @@ def test_randint_like():
     out = coord.randint_like(40, featmap, align_corners=True, generator=generator())
     assert out.shape == (3, 40, 3) and out.dtype == torch.float64
     assert on_centers(out, (7, 6, 5), True)
-    assert torch.equal(out, coord.randint(3, 40, (7, 6, 5), align_corners=True,
-                                          generator=generator(), dtype=torch.float64))
+    assert torch.equal(
+        out,
+        coord.randint(
+            3, 40, (7, 6, 5), align_corners=True, generator=generator(), dtype=torch.float64
+        ),
+    )
     single = coord.randint_like.nobatch(40, featmap[0], generator=generator())
     assert single.shape == (40, 3)
     with pytest.raises(ValueError, match="n_samples"):
@@ -359,7 +369,9 @@ def test_rand_biased_errors():
 
 
 def test_uncertain_single_channel_known_values():
-    pred = torch.tensor([[[[3.0, 0.4, -0.49], [-0.5, 0.0, 9.0]]], [[[0.1, 2.0, 2.0], [2.0, 2.0, 2.0]]]])
+    pred = torch.tensor(
+        [[[[3.0, 0.4, -0.49], [-0.5, 0.0, 9.0]]], [[[0.1, 2.0, 2.0], [2.0, 2.0, 2.0]]]]
+    )
     index, coords = coord.uncertain(pred)
     assert index.tolist() == [[0, 0, 1], [0, 0, 2], [0, 1, 1], [1, 0, 0]]
     torch.testing.assert_close(

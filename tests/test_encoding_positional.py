@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-import torchsample.coord as coord
+from torchsample import coord
 from torchsample.encoding import Gamma, Identity, NearestPixel, gamma, identity, nearest_pixel
 
 # --- gamma -----------------------------------------------------------------------

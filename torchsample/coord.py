@@ -358,9 +358,7 @@ def randint(
     n_pixels = math.prod(size)
     rows = max(batch, 1)
     if replace:
-        flat = torch.randint(
-            n_pixels, (rows, n_samples), device=device, generator=generator
-        )
+        flat = torch.randint(n_pixels, (rows, n_samples), device=device, generator=generator)
     else:
         if n_samples > n_pixels:
             raise ValueError(

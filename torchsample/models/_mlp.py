@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -87,11 +88,9 @@ class MLP(nn.Module):
                 f"activation must be a callable returning an nn.Module (such as nn.ReLU), "
                 f"got {activation!r}"
             )
-        modules: list[nn.Module] = []
-        for i, (width_in, width_out) in enumerate(zip(widths[:-1], widths[1:])):
-            if i:
-                modules.append(_make_activation(activation))
-            modules.append(nn.Linear(width_in, width_out))
+        modules: list[nn.Module] = [nn.Linear(widths[0], widths[1])]
+        for width_in, width_out in itertools.pairwise(widths[1:]):
+            modules += [_make_activation(activation), nn.Linear(width_in, width_out)]
         self.layers = nn.Sequential(*modules)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
