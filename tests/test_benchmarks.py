@@ -1,0 +1,123 @@
+"""The benchmark harness runs end to end and writes complete results (no speed checks)."""
+
+import io
+import json
+
+import pytest
+import torch
+
+from benchmarks import _common
+from benchmarks import grid_sample as bench
+from torchsample.ops import BACKENDS
+
+TINY = bench.Case(size=(8, 8), channels=2, points=64, workloads=bench.WORKLOADS)
+TINY_SMOOTH = bench.Case(size=(6, 5, 4), channels=3, points=32, workloads=bench.WORKLOADS,
+                         smoothstep=True, channels_last=True)
+
+
+@pytest.fixture(scope="module")
+def payload():
+    text = io.StringIO()
+    result = bench.run([TINY, TINY_SMOOTH], threads=1, min_run_time=0.001, out=text)
+    result["stdout"] = text.getvalue()
+    return result
+
+
+def test_results_cover_every_case_workload_and_backend(payload):
+    seen = {(r["case"], r["workload"], r["backend"]) for r in payload["results"]}
+    expected = {(c.name, w, b) for c in (TINY, TINY_SMOOTH) for w in bench.WORKLOADS
+                for b in BACKENDS}
+    assert seen == expected
+    assert len(payload["results"]) == len(expected)
+    assert set(payload["cases"]) == {TINY.name, TINY_SMOOTH.name}
+    assert payload["cases"][TINY_SMOOTH.name]["size"] == (6, 5, 4)
+
+
+def test_rows_have_figures_or_reasons(payload):
+    for row in payload["results"]:
+        assert row["status"] in ("ok", "skipped"), row
+        if row["status"] == "ok":
+            assert row["time_s"] > 0 and row["runs"] >= 1
+            assert row["peak_memory_bytes"] is None or row["peak_memory_bytes"] >= 0
+        else:
+            assert isinstance(row["reason"], str) and row["reason"]
+
+
+def test_native_is_the_baseline_and_skips_smoothstep(payload):
+    rows = {(r["case"], r["workload"], r["backend"]): r for r in payload["results"]}
+    for workload in bench.WORKLOADS:
+        assert rows[(TINY.name, workload, "native")]["speedup_vs_native"] == 1.0
+        reference = rows[(TINY.name, workload, "reference")]
+        native = rows[(TINY.name, workload, "native")]
+        assert reference["speedup_vs_native"] == pytest.approx(
+            native["time_s"] / reference["time_s"])
+        smooth_native = rows[(TINY_SMOOTH.name, workload, "native")]
+        assert smooth_native["status"] == "skipped" and "smoothstep" in smooth_native["reason"]
+        assert rows[(TINY_SMOOTH.name, workload, "reference")]["speedup_vs_native"] is None
+
+
+def test_json_round_trip_and_machine(payload, tmp_path):
+    path = _common.write_json(tmp_path / "out" / "r.json", {k: v for k, v in payload.items()
+                                                            if k != "stdout"})
+    loaded = json.loads(path.read_text())
+    assert loaded["machine"]["torch"] == torch.__version__
+    assert loaded["machine"]["threads"] == 1
+    assert {"cpu_model", "cpu_count", "torch_cuda", "python"} <= set(loaded["machine"])
+    assert loaded["settings"]["memory_method"] == _common.memory_method("cpu")
+    assert len(loaded["results"]) == len(payload["results"])
+
+
+def test_table_lists_every_row_and_the_memory_method(payload):
+    stdout = payload["stdout"]
+    assert "peak memory: " + _common.memory_method("cpu") in stdout
+    assert "skipped: " in stdout
+    assert "speed-up versus native" in stdout
+    assert stdout.count(TINY.name) >= len(bench.WORKLOADS) * len(BACKENDS)
+
+
+def test_command_line_quick_run_writes_json(tmp_path, capsys):
+    out = tmp_path / "quick.json"
+    bench.main(["--quick", "--threads", "1", "--filter", "3d", "--out", str(out)])
+    loaded = json.loads(out.read_text())
+    assert loaded["settings"]["quick"] is True
+    assert loaded["cases"] and all(name.startswith("3d") for name in loaded["cases"])
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("workload", bench.WORKLOADS)
+def test_workloads_agree_across_backends(workload):
+    # Every backend must compute the same thing, or the timings compare nothing.
+    case = bench.Case(size=(5, 4), channels=3, points=20, workloads=(workload,))
+    inputs = bench.make_inputs(case, "cpu")
+    inputs = bench.Inputs(*(t.double() for t in (inputs.input, inputs.grid, inputs.upstream)))
+    native = bench.make_workload(workload, BACKENDS["native"], case, inputs)()
+    reference = bench.make_workload(workload, BACKENDS["reference"], case, inputs)()
+    for a, b in zip(torch.utils._pytree.tree_leaves(native),
+                    torch.utils._pytree.tree_leaves(reference)):
+        torch.testing.assert_close(a, b)
+
+
+def test_forward_bytes_counts_grid_output_and_corners():
+    case = bench.Case(size=(4, 4), channels=2, points=10)
+    assert bench.forward_bytes(case) == 10 * (2 + 2 + 2 * 4) * 4
+    case3d = bench.Case(size=(4, 4, 4), channels=1, points=3, dtype="float16")
+    assert bench.forward_bytes(case3d) == 3 * (3 + 1 + 8) * 2
+
+
+@pytest.mark.skipif(not _common.cpu_peak_memory_supported(), reason="needs /proc/self/clear_refs")
+def test_cpu_peak_memory_sees_a_temporary_allocation():
+    size = 32 * 2**20
+
+    def allocate_and_free():
+        buffer = torch.ones(size // 4)
+        return buffer.sum()
+
+    peak = _common.measure_peak_memory(allocate_and_free, "cpu")
+    # Other pages of the process come and go by a few hundred KiB around the call.
+    assert abs(peak - size) < 2**20
+    assert _common.measure_peak_memory(lambda: None, "cpu") < 2**20
+
+
+def test_unknown_workload_is_rejected():
+    with pytest.raises(ValueError, match="workload must be one of"):
+        bench.make_workload("sideways", BACKENDS["native"], TINY, bench.make_inputs(TINY, "cpu"))
