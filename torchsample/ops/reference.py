@@ -16,6 +16,7 @@ non-finite coordinates never produce an out-of-range index.
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
 
@@ -147,8 +148,9 @@ def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
     n, c, *spatial = input.shape
     points_shape = grid.shape[1:-1]
     dims = grid.shape[-1]
-    coords = grid.reshape(n, -1, dims)
-    flat_input = input.reshape(n, c, -1)
+    # Explicit sizes: -1 is ambiguous when the batch is empty.
+    coords = grid.reshape(n, math.prod(points_shape), dims)
+    flat_input = input.reshape(n, c, math.prod(spatial))
     # Coordinates are (x, y[, z]); spatial sizes are (d,) h, w.
     sizes = list(reversed(spatial))
     per_axis = [
