@@ -19,6 +19,11 @@ def _reference_hash(vertex, table_size):
     return slot % table_size
 
 
+def _slot(vertices, table_size):
+    """Hash slots of vertices ``(..., dims)``."""
+    return _spatial_hash(torch.as_tensor(vertices).unbind(-1), table_size)
+
+
 def _randomize(encoder, generator, scale=1.0):
     """Replace the tiny initial features with O(1) ones so differences show."""
     with torch.no_grad():
@@ -131,7 +136,7 @@ def test_hashed_interpolation_uses_the_dense_vertex_convention(dims, smoothstep)
     coords = torch.rand(50, dims, generator=g, dtype=torch.float64) * 2.4 - 1.2
     vertices, weights = _cell_corners(coords, resolution, smoothstep)
     # Spatial axes of the grid are (d,) h, w: reverse the (x, y[, z]) indices.
-    corner_values = grid[0][(slice(None),) + tuple(vertices.flip(-1).unbind(-1))]
+    corner_values = grid[0][(slice(None), *reversed(vertices))]
     interpolated = (weights * corner_values).sum(-1).t()
     expected = torchsample.grid_sample(grid, coords.reshape((1,) * dims + coords.shape),
                                        mode="bilinear", padding_mode="border",
@@ -168,18 +173,18 @@ def test_hashed_level_matches_brute_force_interpolation(smoothstep):
 
 
 def test_spatial_hash_known_values():
-    assert _spatial_hash(torch.tensor([0, 0, 0]), 2**19).item() == 0
-    assert _spatial_hash(torch.tensor([5, 0, 0]), 2**19).item() == 5
+    assert _slot([0, 0, 0], 2**19).item() == 0
+    assert _slot([5, 0, 0], 2**19).item() == 5
     # 2654435761 mod 2**19 and 805459861 mod 2**19
-    assert _spatial_hash(torch.tensor([0, 1, 0]), 2**19).item() == 2654435761 % 2**19 == 489905
-    assert _spatial_hash(torch.tensor([0, 0, 1]), 2**19).item() == 805459861 % 2**19 == 153493
-    assert _spatial_hash(torch.tensor([3, 1]), 2**19).item() == 3 ^ 489905
+    assert _slot([0, 1, 0], 2**19).item() == 2654435761 % 2**19 == 489905
+    assert _slot([0, 0, 1], 2**19).item() == 805459861 % 2**19 == 153493
+    assert _slot([3, 1], 2**19).item() == 3 ^ 489905
     # Large indices: the int64 products overflow 32 bits but the slot still
     # equals Instant-NGP's wrapping uint32 hash.
     vertices = torch.tensor([[2047, 2047, 2047], [1000, 2000, 123], [7, 0, 9999]])
     for log2_size in (4, 19, 24):
         expected = [_reference_hash(v, 2**log2_size) for v in vertices.tolist()]
-        assert _spatial_hash(vertices, 2**log2_size).tolist() == expected
+        assert _slot(vertices, 2**log2_size).tolist() == expected
 
 
 def test_hash_collisions_share_features_and_are_deterministic():
@@ -188,7 +193,7 @@ def test_hash_collisions_share_features_and_are_deterministic():
                            log2_hashmap_size=4)  # 81 vertices, 16 slots
     _randomize(encoder, torch.Generator().manual_seed(0))
     vertices = torch.cartesian_prod(torch.arange(resolution), torch.arange(resolution))
-    slots = _spatial_hash(vertices, 16)
+    slots = _slot(vertices, 16)
     # Pigeonhole: at least 81 - 16 vertices share a slot with another one.
     assert len(vertices) - len(torch.unique(slots)) >= 81 - 16
     first, second = (vertices[slots == slots[0]][:2]).tolist()

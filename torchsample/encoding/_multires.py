@@ -14,7 +14,9 @@ Primitives with a Multiresolution Hash Encoding", SIGGRAPH 2022.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -61,22 +63,24 @@ def _level_resolutions(n_levels: int, base: int, finest: int) -> list[int]:
     return [round(base * growth**level) for level in range(n_levels)]
 
 
-def _spatial_hash(vertices: torch.Tensor, table_size: int) -> torch.Tensor:
-    """Hash integer vertex indices ``(..., dims)`` to slots in ``[0, table_size)``.
+def _spatial_hash(indices: Sequence[torch.Tensor], table_size: int) -> torch.Tensor:
+    """Hash integer vertex indices to slots in ``[0, table_size)``.
 
-    ``xor`` over axes of ``index * prime``, modulo the power-of-two table
-    size. Instant-NGP computes this in wrapping uint32 arithmetic; int64
-    products wrap too and agree in the low 32 bits, so the slots are the same.
+    ``indices`` holds one int64 tensor per axis, ``(i, j[, k])``; they
+    broadcast against each other. The slot is the ``xor`` over axes of
+    ``index * prime``, modulo the power-of-two table size. Instant-NGP computes
+    this in wrapping uint32 arithmetic; int64 products wrap too and agree in
+    the low 32 bits, so the slots are the same.
     """
-    slot = vertices[..., 0] * _HASH_PRIMES[0]
-    for axis in range(1, vertices.shape[-1]):
-        slot = slot ^ (vertices[..., axis] * _HASH_PRIMES[axis])
+    slot = indices[0] * _HASH_PRIMES[0]
+    for index, prime in zip(indices[1:], _HASH_PRIMES[1:]):
+        slot = slot ^ (index * prime)
     return slot & (table_size - 1)
 
 
 def _cell_corners(
     coords: torch.Tensor, resolution: int, smoothstep: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Vertex indices and interpolation weights of the cell around each point.
 
     Uses the convention of ``grid_sample(..., align_corners=True,
@@ -84,8 +88,10 @@ def _cell_corners(
     a dense one: coordinate -1 is vertex 0, +1 is vertex ``resolution - 1``,
     and points outside [-1, 1] are clamped onto the border.
 
-    Returns ``vertices`` ``(n, 2**dims, dims)`` (int64) and ``weights``
-    ``(n, 2**dims)``, differentiable twice in ``coords``.
+    Returns, for ``coords`` ``(n, dims)``, the vertex indices of the
+    ``2**dims`` corners of each point's cell, one int64 tensor ``(n,
+    2**dims)`` per axis, and their weights ``(n, 2**dims)``, differentiable
+    twice in ``coords``. Corners are listed with x varying slowest.
     """
     dims = coords.shape[-1]
     position = (coords + 1) * ((resolution - 1) / 2)
@@ -99,13 +105,18 @@ def _cell_corners(
     t = position - cell
     if smoothstep:
         t = t * t * (3 - 2 * t)
-    # Corner k takes the upper vertex along axis a when bit a of k is set.
-    bits = torch.arange(2**dims, device=coords.device)
-    upper = (bits[:, None] >> torch.arange(dims, device=coords.device)) & 1
-    vertices = cell.long()[:, None, :] + upper
-    upper = upper.to(t.dtype)
-    weights = (upper * t[:, None, :] + (1 - upper) * (1 - t[:, None, :])).prod(-1)
-    return vertices, weights
+    # offsets[k, a] is 1 where corner k takes the upper vertex along axis a.
+    offsets = torch.cartesian_prod(*[torch.arange(2, device=coords.device)] * dims)
+    lower = cell.long()
+    indices = [lower[:, axis, None] + offsets[:, axis] for axis in range(dims)]
+    # Selecting per-axis weights (rather than broadcasting them against each
+    # other) keeps the first and second backward passes free of reductions.
+    axis_weights = torch.stack([1 - t, t], dim=-1)
+    weights = functools.reduce(
+        torch.mul,
+        [axis_weights[:, axis].index_select(1, offsets[:, axis]) for axis in range(dims)],
+    )
+    return indices, weights
 
 
 class MultiResGrid(nn.Module):
@@ -304,9 +315,10 @@ class MultiResGrid(nn.Module):
     def _sample_hashed(
         self, table: torch.Tensor, resolution: int, points: torch.Tensor
     ) -> torch.Tensor:
-        vertices, weights = _cell_corners(points, resolution, self.smoothstep)
-        corner_features = table[_spatial_hash(vertices, table.shape[0])]
-        return (weights.unsqueeze(-1) * corner_features).sum(dim=1)
+        indices, weights = _cell_corners(points, resolution, self.smoothstep)
+        slots = _spatial_hash(indices, table.shape[0])
+        corner_features = table[slots]
+        return (weights.unsqueeze(1) @ corner_features).squeeze(1)
 
     def extra_repr(self) -> str:
         n_dense = sum(not level.hashed for level in self.levels)
