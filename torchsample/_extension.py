@@ -1,0 +1,182 @@
+"""Just-in-time build and loading of torchsample's C++/CUDA extension.
+
+Every source under ``torchsample/csrc/`` (``*.cpp``, ``cpu/*.cpp`` and, when
+the installed torch has CUDA and a CUDA toolkit is found, ``cuda/*.cu``) is
+compiled into one shared library that registers its ops with
+``TORCH_LIBRARY``; nothing is imported through pybind11.  The library is
+cached per torch version, CUDA version and source hash under
+``~/.cache/torchsample/`` (``TORCHSAMPLE_CACHE_DIR`` overrides), and a file lock
+lets several processes ask for it at once: one builds, the others wait and
+load the result.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import sys
+import threading
+from pathlib import Path
+
+import torch
+
+CSRC = Path(__file__).resolve().parent / "csrc"
+_CXX_FLAGS = ["-O3", "-fopenmp"]
+_CUDA_FLAGS = ["-O3", "--expt-relaxed-constexpr"]
+
+_lock = threading.Lock()
+_loaded_path: str | None = None
+_failure: str | None = None
+
+
+def _cuda_home() -> str | None:
+    """The CUDA toolkit to build with, or None when CUDA sources must be left out."""
+    if torch.version.cuda is None:
+        return None
+    from torch.utils.cpp_extension import CUDA_HOME
+
+    if CUDA_HOME is None or not (Path(CUDA_HOME) / "bin" / "nvcc").exists():
+        return None
+    return CUDA_HOME
+
+
+def sources(with_cuda: bool) -> list[Path]:
+    """Sources compiled into the extension, in a stable order."""
+    found = sorted(CSRC.glob("*.cpp")) + sorted(CSRC.glob("cpu/*.cpp"))
+    if with_cuda:
+        found += sorted(CSRC.glob("cuda/*.cu"))
+    return found
+
+
+def _source_hash(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    headers = sorted(CSRC.rglob("*.h")) + sorted(CSRC.rglob("*.cuh"))
+    for path in files + headers:
+        digest.update(str(path.relative_to(CSRC)).encode())
+        digest.update(path.read_bytes())
+    digest.update(" ".join(_CXX_FLAGS + _CUDA_FLAGS).encode())
+    return digest.hexdigest()[:16]
+
+
+def build_plan() -> dict:
+    """What :func:`load` builds: sources, CUDA or not, library name and directory."""
+    with_cuda = _cuda_home() is not None
+    files = sources(with_cuda)
+    digest = _source_hash(files)
+    cuda_tag = f"cu{torch.version.cuda}" if with_cuda else "cpu"
+    python_tag = f"py{sys.version_info.major}{sys.version_info.minor}"
+    root = Path(os.environ.get("TORCHSAMPLE_CACHE_DIR") or Path.home() / ".cache" / "torchsample")
+    directory = root / f"torch{torch.__version__}-{cuda_tag}-{python_tag}-{digest}"
+    name = f"torchsample_ops_{digest}"
+    return {
+        "sources": files,
+        "cuda": with_cuda,
+        "name": name,
+        "directory": directory,
+        "library": directory / f"{name}.so",
+    }
+
+
+def _compile(plan: dict) -> None:
+    from torch.utils.cpp_extension import load as cpp_load
+
+    kind = "CPU and CUDA" if plan["cuda"] else "CPU"
+    estimate = "a few minutes" if plan["cuda"] else "about a minute"
+    print(
+        f"torchsample: compiling the {kind} extension ({len(plan['sources'])} sources) "
+        f"into {plan['directory']}; first use only, takes {estimate}",
+        file=sys.stderr,
+        flush=True,
+    )
+    cpp_load(
+        name=plan["name"],
+        sources=[str(s) for s in plan["sources"]],
+        extra_cflags=_CXX_FLAGS,
+        extra_cuda_cflags=_CUDA_FLAGS,
+        extra_ldflags=["-fopenmp"],
+        extra_include_paths=[str(CSRC)],
+        build_directory=str(plan["directory"]),
+        is_python_module=False,
+        with_cuda=plan["cuda"],
+        verbose=False,
+    )
+
+
+def _build_and_load() -> str:
+    plan = build_plan()
+    directory: Path = plan["directory"]
+    directory.mkdir(parents=True, exist_ok=True)
+    library: Path = plan["library"]
+    # One process builds while the others wait on the lock; the library is
+    # complete once the builder releases it.
+    with open(directory / "build.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            if not library.exists():
+                _compile(plan)
+            else:
+                torch.ops.load_library(str(library))
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+    return str(library)
+
+
+def load() -> str:
+    """Build the extension if needed and register its ops; returns the library path.
+
+    Idempotent and thread-safe.
+
+    Returns
+    -------
+    str
+        Path of the loaded shared library.
+
+    Raises
+    ------
+    RuntimeError
+        If the extension cannot be built or loaded; the message says why.
+
+    Examples
+    --------
+    >>> import torch, torchsample._extension as ext
+    >>> path = ext.load()
+    >>> hasattr(torch.ops.torchsample, "grid_sample")
+    True
+    """
+    global _loaded_path, _failure
+    with _lock:
+        if _loaded_path is not None:
+            return _loaded_path
+        if _failure is not None:
+            raise RuntimeError(_failure)
+        try:
+            _loaded_path = _build_and_load()
+        except Exception as error:  # noqa: BLE001 - any failure means "unavailable, here is why"
+            _failure = (
+                f"torchsample could not build its C++ extension ({type(error).__name__}: "
+                f"{str(error).strip()[-2000:]}). A C++17 compiler and ninja are required "
+                "(pip install ninja); set TORCHSAMPLE_BACKEND=reference to use the "
+                "pure-PyTorch backend instead."
+            )
+            raise RuntimeError(_failure) from error
+        return _loaded_path
+
+
+def unavailable_reason() -> str | None:
+    """None when the extension is loaded (building it on first call), else why not.
+
+    Never raises; the outcome is cached.
+
+    Examples
+    --------
+    >>> import torchsample._extension as ext
+    >>> ext.unavailable_reason() is None
+    True
+    """
+    try:
+        load()
+    except RuntimeError as error:
+        return str(error)
+    return None
+

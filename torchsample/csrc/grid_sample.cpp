@@ -1,0 +1,23 @@
+// Schemas of the grid-sample ops.  Kernels are registered per device in
+// cpu/grid_sample_kernel.cpp and cuda/grid_sample_kernel.cu; autograd and fake
+// (meta) implementations live in torchsample/ops/compiled.py.
+//
+// interpolation: 0 bilinear, 1 nearest, 2 bicubic; padding: 0 zeros,
+// 1 border, 2 reflection (ATen's numbering).  Outputs switched off by an
+// output mask come back as empty tensors.
+#include <torch/library.h>
+
+TORCH_LIBRARY_FRAGMENT(torchsample, m) {
+  m.def(
+      "grid_sample(Tensor input, Tensor grid, int interpolation, int padding, "
+      "bool align_corners, bool smoothstep) -> Tensor");
+  m.def(
+      "grid_sample_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation, "
+      "int padding, bool align_corners, bool smoothstep, bool[2] output_mask) "
+      "-> (Tensor grad_input, Tensor grad_grid)");
+  m.def(
+      "grid_sample_double_backward(Tensor? grad_grad_input, Tensor? grad_grad_grid, "
+      "Tensor grad_output, Tensor input, Tensor grid, int interpolation, int padding, "
+      "bool align_corners, bool smoothstep, bool[3] output_mask) "
+      "-> (Tensor grad_grad_output, Tensor grad_input, Tensor grad_grid)");
+}

@@ -1,0 +1,285 @@
+// Per-point math of grid sampling, shared by the CPU and the CUDA kernels.
+//
+// A sample is a weighted sum over a small stencil of input pixels ("taps"):
+// one tap per axis for nearest, two for (bi/tri)linear, four for bicubic.
+// `make_stencil` turns one grid point into that stencil: the memory offset of
+// every tap that lies inside the input, its weight, and (on request) the first
+// and second derivatives of the weight with respect to the normalized grid
+// coordinates.  Forward, backward and double backward are all sums over it.
+//
+// Source-index computation follows PyTorch's scalar GridSampler exactly
+// (unnormalize, border clipping, reflection, the out-of-int-range sentinel),
+// so results match F.grid_sample bit for bit on finite coordinates.  NaN and
+// infinite coordinates always land on an in-bounds pixel or on no pixel at
+// all; nothing here ever produces an out-of-bounds offset.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define HOST_DEVICE inline
+#endif
+
+namespace torchsample {
+
+// Same numbering as ATen's GridSamplerInterpolation / GridSamplerPadding.
+enum Interpolation : int64_t { kBilinear = 0, kNearest = 1, kBicubic = 2 };
+enum Padding : int64_t { kZeros = 0, kBorder = 1, kReflection = 2 };
+
+constexpr int kMaxTaps = 16;  // bicubic in 2D; trilinear needs 8
+
+// Index of the symmetric second-derivative entry (d, e) among
+// xx, yy, zz, xy, xz, yz.
+HOST_DEVICE int hessian_slot(int d, int e) {
+  return d == e ? d : d + e + 2;
+}
+
+template <typename T>
+struct Stencil {
+  int size;                  // number of taps inside the input
+  int64_t offset[kMaxTaps];  // memory offset of each tap within one channel
+  T weight[kMaxTaps];
+  T grad[kMaxTaps][3];       // d weight / d grid[d]; filled when order >= 1
+  T hessian[kMaxTaps][6];    // d2 weight / d grid[d] d grid[e]; order >= 2
+};
+
+struct Geometry {
+  int dims;            // 2 or 3
+  int64_t size[3];     // input extent along x, y, z (w, h, d)
+  int64_t stride[3];   // input stride along x, y, z
+  int64_t interpolation;
+  int64_t padding;
+  bool align_corners;
+  bool smoothstep;
+};
+
+// Grid value in [-1, 1] -> pixel coordinate; `scale` is d(pixel)/d(grid).
+template <typename T>
+HOST_DEVICE T unnormalize(T coord, int64_t size, bool align_corners, T* scale) {
+  if (align_corners) {
+    *scale = T(size - 1) / 2;
+    return (coord + 1) / 2 * T(size - 1);
+  }
+  *scale = T(size) / 2;
+  return ((coord + 1) * T(size) - 1) / 2;
+}
+
+// std::min(size - 1, std::max(coord, 0)) with the STL's NaN behaviour (NaN
+// becomes size - 1), written out so host and device agree.  The gradient is
+// zero at and beyond the limits, as in PyTorch.
+template <typename T>
+HOST_DEVICE T clip(T coord, int64_t size, T* grad) {
+  const T high = T(size - 1);
+  *grad = (coord > 0 && coord < high) ? T(1) : T(0);
+  const T low_clipped = coord < 0 ? T(0) : coord;
+  return low_clipped < high ? low_clipped : high;
+}
+
+// Mirror `coord` into [twice_low / 2, twice_high / 2].  `grad` is +-1.
+template <typename T>
+HOST_DEVICE T reflect(T coord, int64_t twice_low, int64_t twice_high, T* grad) {
+  if (twice_low == twice_high) {
+    *grad = T(0);
+    return T(0);
+  }
+  const T low = T(twice_low) / 2;
+  const T span = T(twice_high - twice_low) / 2;
+  T sign = T(1);
+  coord -= low;
+  if (coord < 0) {
+    sign = T(-1);
+    coord = -coord;
+  }
+  const T extra = std::fmod(coord, span);
+  const T flips = std::floor(coord / span);
+  // PyTorch converts `flips` to int; past the int range that conversion is
+  // undefined and x86 yields INT_MIN (even).  Treat it as even, defined here.
+  const bool odd = flips < T(2147483647.0) && (static_cast<int64_t>(flips) & 1);
+  if (!odd) {
+    *grad = sign;
+    return extra + low;
+  }
+  *grad = -sign;
+  return span - extra + low;
+}
+
+// Border or reflection padding of a pixel coordinate; `grad` is its slope.
+template <typename T>
+HOST_DEVICE T pad_coordinate(T coord, int64_t size, int64_t padding, bool align_corners,
+                             T* grad) {
+  *grad = T(1);
+  if (padding == kBorder) {
+    return clip(coord, size, grad);
+  }
+  if (padding == kReflection) {
+    T reflect_grad;
+    coord = align_corners ? reflect(coord, 0, 2 * (size - 1), &reflect_grad)
+                          : reflect(coord, -1, 2 * size - 1, &reflect_grad);
+    T clip_grad;
+    coord = clip(coord, size, &clip_grad);
+    *grad = reflect_grad * clip_grad;
+  }
+  return coord;
+}
+
+// Coordinates that do not fit an int (or are not finite) move to -100, a
+// position with no in-bounds tap, as in PyTorch.
+template <typename T>
+HOST_DEVICE T safe_downgrade_to_int_range(T coord) {
+  if (!(coord <= T(2147483646.0) && coord >= T(-2147483648.0))) {
+    return T(-100);
+  }
+  return coord;
+}
+
+// Cubic convolution (Keys, A = -0.75) for |t| <= 1 and 1 < |t| < 2, with
+// first and second derivatives.
+template <typename T>
+HOST_DEVICE void cubic_near(T t, T* w, T* dw, T* d2w) {
+  const T a = T(-0.75);
+  *w = ((a + 2) * t - (a + 3)) * t * t + 1;
+  *dw = (3 * (a + 2) * t - 2 * (a + 3)) * t;
+  *d2w = 6 * (a + 2) * t - 2 * (a + 3);
+}
+
+template <typename T>
+HOST_DEVICE void cubic_far(T t, T* w, T* dw, T* d2w) {
+  const T a = T(-0.75);
+  *w = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a;
+  *dw = (3 * a * t - 10 * a) * t + 8 * a;
+  *d2w = 6 * a * t - 10 * a;
+}
+
+// Linear weight of the upper tap, or its smoothstep t*t*(3 - 2t), with
+// first and second derivatives in t.
+template <typename T>
+HOST_DEVICE void upper_weight(T t, bool smoothstep, T* w, T* dw, T* d2w) {
+  if (smoothstep) {
+    *w = t * t * (3 - 2 * t);
+    *dw = 6 * t * (1 - t);
+    *d2w = 6 - 12 * t;
+  } else {
+    *w = t;
+    *dw = T(1);
+    *d2w = T(0);
+  }
+}
+
+// Taps of one axis: index (only those inside the input are kept), weight and
+// its derivatives with respect to the normalized coordinate.
+template <typename T>
+struct AxisTaps {
+  int size;
+  int64_t index[4];
+  T weight[4];
+  T grad[4];
+  T hessian[4];
+};
+
+template <typename T>
+HOST_DEVICE void push_tap(AxisTaps<T>* taps, T coord, int64_t extent, T w, T dw, T d2w) {
+  // Compare in floating point first: the integer conversion of a coordinate
+  // far outside the input (or NaN) is undefined.
+  if (coord >= 0 && coord < T(extent)) {
+    const int k = taps->size++;
+    taps->index[k] = static_cast<int64_t>(coord);
+    taps->weight[k] = w;
+    taps->grad[k] = dw;
+    taps->hessian[k] = d2w;
+  }
+}
+
+template <typename T>
+HOST_DEVICE void axis_taps(T coord, int64_t extent, const Geometry& geo, AxisTaps<T>* taps) {
+  taps->size = 0;
+  T scale;
+  T x = unnormalize(coord, extent, geo.align_corners, &scale);
+  if (geo.interpolation == kBicubic) {
+    // Bicubic pads each tap rather than the coordinate (PyTorch does the same).
+    const T base = std::floor(x);
+    const T t = x - base;
+    T w[4], dw[4], d2w[4];
+    cubic_far(t + 1, &w[0], &dw[0], &d2w[0]);
+    cubic_near(t, &w[1], &dw[1], &d2w[1]);
+    cubic_near(1 - t, &w[2], &dw[2], &d2w[2]);
+    cubic_far(2 - t, &w[3], &dw[3], &d2w[3]);
+    dw[2] = -dw[2];
+    dw[3] = -dw[3];
+    for (int k = 0; k < 4; ++k) {
+      T tap = base - 1 + T(k);
+      T unused_grad;
+      if (geo.padding != kZeros) {
+        tap = pad_coordinate(tap, extent, geo.padding, geo.align_corners, &unused_grad);
+      }
+      push_tap(taps, tap, extent, w[k], dw[k] * scale, d2w[k] * scale * scale);
+    }
+    return;
+  }
+  T pad_grad;
+  x = pad_coordinate(x, extent, geo.padding, geo.align_corners, &pad_grad);
+  x = safe_downgrade_to_int_range(x);
+  const T slope = scale * pad_grad;
+  if (geo.interpolation == kNearest) {
+    push_tap(taps, std::nearbyint(x), extent, T(1), T(0), T(0));
+    return;
+  }
+  const T base = std::floor(x);
+  T w, dw, d2w;
+  upper_weight(x - base, geo.smoothstep, &w, &dw, &d2w);
+  push_tap(taps, base, extent, 1 - w, -dw * slope, -d2w * slope * slope);
+  push_tap(taps, base + 1, extent, w, dw * slope, d2w * slope * slope);
+}
+
+// Tensor product of the per-axis taps.  `coord` holds dims values (x, y[, z]);
+// `order` selects how many derivatives are needed (0, 1 or 2).
+template <typename T>
+HOST_DEVICE void make_stencil(const T* coord, const Geometry& geo, int order, Stencil<T>* st) {
+  AxisTaps<T> axes[3];
+  for (int d = 0; d < geo.dims; ++d) {
+    axis_taps(coord[d], geo.size[d], geo, &axes[d]);
+  }
+  if (geo.dims == 2) {
+    axes[2].size = 1;
+    axes[2].index[0] = 0;
+    axes[2].weight[0] = T(1);
+    axes[2].grad[0] = T(0);
+    axes[2].hessian[0] = T(0);
+  }
+  int n = 0;
+  for (int k = 0; k < axes[2].size; ++k) {
+    for (int j = 0; j < axes[1].size; ++j) {
+      for (int i = 0; i < axes[0].size; ++i) {
+        const int tap[3] = {i, j, k};
+        T w[3], dw[3];
+        int64_t offset = 0;
+        for (int d = 0; d < 3; ++d) {
+          w[d] = axes[d].weight[tap[d]];
+          dw[d] = axes[d].grad[tap[d]];
+          offset += axes[d].index[tap[d]] * (d < geo.dims ? geo.stride[d] : 0);
+        }
+        st->offset[n] = offset;
+        st->weight[n] = w[0] * w[1] * w[2];
+        if (order >= 1) {
+          st->grad[n][0] = dw[0] * w[1] * w[2];
+          st->grad[n][1] = w[0] * dw[1] * w[2];
+          st->grad[n][2] = w[0] * w[1] * dw[2];
+        }
+        if (order >= 2) {
+          for (int d = 0; d < 3; ++d) {
+            st->hessian[n][d] = axes[d].hessian[tap[d]] * w[(d + 1) % 3] * w[(d + 2) % 3];
+          }
+          st->hessian[n][3] = dw[0] * dw[1] * w[2];
+          st->hessian[n][4] = dw[0] * w[1] * dw[2];
+          st->hessian[n][5] = w[0] * dw[1] * dw[2];
+        }
+        ++n;
+      }
+    }
+  }
+  st->size = n;
+}
+
+}  // namespace torchsample

@@ -1,0 +1,98 @@
+// Host-side helpers shared by the CPU and CUDA grid-sample kernels: argument
+// checks, the Geometry of an input tensor, and layout normalization.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "grid_sample.h"
+
+namespace torchsample {
+
+inline void check_grid_sample_args(const at::Tensor& input, const at::Tensor& grid,
+                                   int64_t interpolation, int64_t padding, bool smoothstep) {
+  TORCH_CHECK(input.dim() == 4 || input.dim() == 5,
+              "torchsample::grid_sample: input must be 4D or 5D, got ", input.dim(), "D");
+  TORCH_CHECK(grid.dim() == input.dim(), "torchsample::grid_sample: grid must have ",
+              input.dim(), " dimensions like input, got ", grid.dim());
+  TORCH_CHECK(grid.size(0) == input.size(0), "torchsample::grid_sample: grid batch ",
+              grid.size(0), " differs from input batch ", input.size(0));
+  TORCH_CHECK(grid.size(-1) == input.dim() - 2, "torchsample::grid_sample: grid last dim must be ",
+              input.dim() - 2, ", got ", grid.size(-1));
+  TORCH_CHECK(grid.is_floating_point(), "torchsample::grid_sample: grid must be floating point");
+  TORCH_CHECK(!input.is_floating_point() || input.scalar_type() == grid.scalar_type(),
+              "torchsample::grid_sample: input and grid dtypes differ (", input.scalar_type(),
+              " vs ", grid.scalar_type(), ")");
+  TORCH_CHECK(input.is_floating_point() || interpolation == kNearest,
+              "torchsample::grid_sample: integer input needs nearest interpolation");
+  TORCH_CHECK(interpolation >= kBilinear && interpolation <= kBicubic,
+              "torchsample::grid_sample: unknown interpolation ", interpolation);
+  TORCH_CHECK(padding >= kZeros && padding <= kReflection,
+              "torchsample::grid_sample: unknown padding ", padding);
+  TORCH_CHECK(interpolation != kBicubic || input.dim() == 4,
+              "torchsample::grid_sample: bicubic needs a 4D input");
+  TORCH_CHECK(!smoothstep || interpolation == kBilinear,
+              "torchsample::grid_sample: smoothstep needs bilinear interpolation");
+  TORCH_CHECK(input.device() == grid.device(),
+              "torchsample::grid_sample: input and grid are on different devices");
+  for (int64_t d = 2; d < input.dim(); ++d) {
+    TORCH_CHECK(input.size(d) > 0 || input.numel() == 0 || grid.numel() == 0,
+                "torchsample::grid_sample: input has an empty spatial dimension");
+  }
+}
+
+// Geometry of `input` (b, c, [d,] h, w); axis 0 is x (width).
+inline Geometry make_geometry(const at::Tensor& input, int64_t interpolation, int64_t padding,
+                              bool align_corners, bool smoothstep) {
+  Geometry geo;
+  geo.dims = static_cast<int>(input.dim() - 2);
+  for (int d = 0; d < 3; ++d) {
+    const bool present = d < geo.dims;
+    geo.size[d] = present ? input.size(input.dim() - 1 - d) : 1;
+    geo.stride[d] = present ? input.stride(input.dim() - 1 - d) : 0;
+  }
+  geo.interpolation = interpolation;
+  geo.padding = padding;
+  geo.align_corners = align_corners;
+  geo.smoothstep = smoothstep;
+  return geo;
+}
+
+// (b, *points, dims) -> contiguous (b, p, dims).
+inline at::Tensor flat_grid(const at::Tensor& grid) {
+  return grid.reshape({grid.size(0), -1, grid.size(-1)}).contiguous();
+}
+
+// Output shape (b, c, *points).
+inline std::vector<int64_t> output_shape(const at::Tensor& input, const at::Tensor& grid) {
+  std::vector<int64_t> shape = {input.size(0), input.size(1)};
+  for (int64_t d = 1; d < grid.dim() - 1; ++d) {
+    shape.push_back(grid.size(d));
+  }
+  return shape;
+}
+
+// Scatter kernels write into a buffer laid out like the input they read, so
+// the input must have a layout a fresh tensor can copy (channels-last is
+// fine; expanded or overlapping inputs are made contiguous).
+inline at::Tensor dense_input(const at::Tensor& input) {
+  return input.is_non_overlapping_and_dense() ? input : input.contiguous();
+}
+
+// `t` with exactly the strides of `like` (both have like's shape).
+inline at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& like) {
+  if (t.strides() == like.strides()) {
+    return t;
+  }
+  at::Tensor out = at::empty_like(like, t.options());
+  out.copy_(t);
+  return out;
+}
+
+// Sums partial per-point results and gives them the grid's shape and dtype.
+inline at::Tensor finish_grid_grad(const at::Tensor& partial, const at::Tensor& grid) {
+  return partial.sum(0).to(grid.scalar_type()).view(grid.sizes());
+}
+
+}  // namespace torchsample

@@ -1,0 +1,218 @@
+"""Compiled (C++/CUDA) grid-sampling backend.
+
+The kernels live in ``torchsample/csrc`` and are registered as
+``torch.ops.torchsample.grid_sample``, ``grid_sample_backward`` and
+``grid_sample_double_backward``.  This module only adds what torch needs around
+them: fake (meta) implementations for tracing and ``torch.compile``, and
+autograd formulas chaining the three ops, so first and second derivatives are
+analytic kernels for every mode, bicubic included.  A third derivative raises
+an error that points to the reference backend.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from torchsample import _extension
+
+_INTERPOLATION = {"bilinear": 0, "nearest": 1, "bicubic": 2}
+_PADDING = {"zeros": 0, "border": 1, "reflection": 2}
+_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_INTEGER_DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+_registered = False
+
+
+def unavailable_reason() -> str | None:
+    """None when the compiled ops are built and registered, otherwise why not.
+
+    Builds the extension on first call; never raises.
+
+    Examples
+    --------
+    >>> from torchsample.ops import compiled
+    >>> compiled.unavailable_reason() is None
+    True
+    """
+    reason = _extension.unavailable_reason()
+    if reason is None:
+        _register()
+    return reason
+
+
+def unsupported_reason(input, grid, mode, padding_mode, align_corners, smoothstep) -> str | None:
+    """None when the compiled kernels can serve this call, otherwise why not.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchsample.ops import compiled
+    >>> x = torch.zeros(1, 1, 4, 4)
+    >>> compiled.unsupported_reason(x, torch.zeros(1, 2, 2, 2), "bilinear", "zeros", False, True)
+    >>> compiled.unsupported_reason(x.bool(), torch.zeros(1, 2, 2, 2), "bilinear", "zeros",
+    ...                             False, False)
+    'the compiled backend samples integer input with mode="nearest" only, got bilinear'
+    """
+    if input.device.type not in ("cpu", "cuda"):
+        return f"the compiled backend runs on CPU and CUDA, got device {input.device}"
+    if input.dtype in _INTEGER_DTYPES:
+        if mode != "nearest":
+            return (
+                "the compiled backend samples integer input with "
+                f'mode="nearest" only, got {mode}'
+            )
+    elif input.dtype not in _KERNEL_DTYPES:
+        return f"the compiled backend has no kernels for dtype {input.dtype}"
+    if grid.dtype not in _KERNEL_DTYPES:
+        return f"the compiled backend has no kernels for grid dtype {grid.dtype}"
+    return None
+
+
+def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
+    """Sample ``input`` at ``grid`` with the compiled kernels (arguments already checked).
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        Feature map.
+    grid : torch.Tensor
+        Normalized coordinates, last dimension (x, y) or (x, y, z).
+    mode : str
+        ``"nearest"``, ``"bilinear"`` or ``"bicubic"``.
+    padding_mode : str
+        ``"zeros"``, ``"border"`` or ``"reflection"``.
+    align_corners : bool
+        Whether -1 and 1 are the centers of the corner pixels.
+    smoothstep : bool
+        Replace each linear weight ``t`` by ``t * t * (3 - 2 * t)``.
+
+    Returns
+    -------
+    torch.Tensor
+        Sampled features.
+
+    Shape
+    -----
+    - input: ``(b, c, h, w)`` or ``(b, c, d, h, w)``
+    - grid: ``(b, *points, 2)`` or ``(b, *points, 3)``
+    - output: ``(b, c, *points)``
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchsample.ops import compiled
+    >>> image = torch.arange(4.0).view(1, 1, 2, 2)
+    >>> centre = torch.zeros(1, 1, 1, 2)
+    >>> compiled.grid_sample(image, centre, "bilinear", "zeros", False, False)
+    tensor([[[[1.5000]]]])
+    """
+    _register()
+    return torch.ops.torchsample.grid_sample(
+        input, grid, _INTERPOLATION[mode], _PADDING[padding_mode], align_corners, smoothstep
+    )
+
+
+def _empty(like: torch.Tensor) -> torch.Tensor:
+    return like.new_empty((0,))
+
+
+def _fake_grid_sample(input, grid, interpolation, padding, align_corners, smoothstep):
+    return input.new_empty((input.shape[0], input.shape[1], *grid.shape[1:-1]))
+
+
+def _fake_backward(grad_output, input, grid, interpolation, padding, align_corners, smoothstep,
+                   output_mask):
+    grad_input = torch.empty_like(input) if output_mask[0] else _empty(input)
+    grad_grid = grid.new_empty(grid.shape) if output_mask[1] else _empty(grid)
+    return grad_input, grad_grid
+
+
+def _fake_double_backward(grad_grad_input, grad_grad_grid, grad_output, input, grid,
+                          interpolation, padding, align_corners, smoothstep, output_mask):
+    grad_grad_output = grad_output.new_empty(grad_output.shape) if output_mask[0] else _empty(input)
+    grad_input = torch.empty_like(input) if output_mask[1] else _empty(input)
+    grad_grid = grid.new_empty(grid.shape) if output_mask[2] else _empty(grid)
+    return grad_grad_output, grad_input, grad_grid
+
+
+def _setup_context(ctx, inputs, output):
+    *tensors, interpolation, padding, align_corners, smoothstep = inputs
+    ctx.save_for_backward(*tensors)
+    ctx.options = (interpolation, padding, align_corners, smoothstep)
+
+
+def _setup_backward_context(ctx, inputs, output):
+    *tensors, interpolation, padding, align_corners, smoothstep, output_mask = inputs
+    ctx.save_for_backward(*tensors)
+    ctx.options = (interpolation, padding, align_corners, smoothstep)
+    ctx.output_mask = tuple(output_mask)
+
+
+def _grid_sample_grad(ctx, grad_output):
+    input, grid = ctx.saved_tensors
+    mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1]]
+    grad_input, grad_grid = torch.ops.torchsample.grid_sample_backward(
+        grad_output, input, grid, *ctx.options, mask
+    )
+    return (grad_input if mask[0] else None, grad_grid if mask[1] else None, None, None, None,
+            None)
+
+
+def _grid_sample_backward_grad(ctx, grad_grad_input, grad_grad_grid):
+    grad_output, input, grid = ctx.saved_tensors
+    computed_input, computed_grid = ctx.output_mask
+    # Outputs the backward op left empty carry no gradient.
+    grad_grad_input = grad_grad_input if computed_input else None
+    grad_grad_grid = grad_grad_grid if computed_grid else None
+    mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]]
+    grad_grad_output, grad_input, grad_grid = torch.ops.torchsample.grid_sample_double_backward(
+        grad_grad_input, grad_grad_grid, grad_output, input, grid, *ctx.options, mask
+    )
+    return (
+        grad_grad_output if mask[0] else None,
+        grad_input if mask[1] else None,
+        grad_grid if mask[2] else None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def _third_order(ctx, *grads):
+    raise RuntimeError(
+        "torchsample's compiled grid_sample provides first and second derivatives only; "
+        "for third and higher orders use the reference backend "
+        "(TORCHSAMPLE_BACKEND=reference), which is differentiable to any order"
+    )
+
+
+def _setup_double_backward_context(ctx, inputs, output):
+    pass
+
+
+def _register() -> None:
+    """Attach fake and autograd implementations to the ops, once."""
+    global _registered
+    if _registered:
+        return
+    _extension.load()
+    library = "torchsample::"
+    torch.library.register_fake(library + "grid_sample", _fake_grid_sample)
+    torch.library.register_fake(library + "grid_sample_backward", _fake_backward)
+    torch.library.register_fake(library + "grid_sample_double_backward", _fake_double_backward)
+    torch.library.register_autograd(
+        library + "grid_sample", _grid_sample_grad, setup_context=_setup_context
+    )
+    torch.library.register_autograd(
+        library + "grid_sample_backward",
+        _grid_sample_backward_grad,
+        setup_context=_setup_backward_context,
+    )
+    torch.library.register_autograd(
+        library + "grid_sample_double_backward",
+        _third_order,
+        setup_context=_setup_double_backward_context,
+    )
+    _registered = True
