@@ -52,15 +52,17 @@ def requests(draw):
     )
 
 
-def make_tensors(r):
+def make_tensors(r, snap):
     gen = torch.Generator().manual_seed(r["seed"])
     input = torch.randn(r["batch"], r["channels"], *r["spatial"], dtype=torch.float64, generator=gen)
     grid = (torch.rand(r["batch"], *r["points"], r["dims"], dtype=torch.float64, generator=gen)
             * 3 - 1.5)
-    # Snap some coordinates to multiples of a half pixel: pixel centers and cell edges.
-    snap = torch.rand(grid.shape, generator=gen) < 0.3
-    size = max(r["spatial"])
-    grid = torch.where(snap, torch.round(grid * size) / size, grid)
+    if snap:
+        # Multiples of half a pixel: pixel centers and cell edges, where floor and
+        # round meet their ties.
+        snapped = torch.rand(grid.shape, generator=gen) < 0.3
+        size = max(r["spatial"])
+        grid = torch.where(snapped, torch.round(grid * size) / size, grid)
     return input, grid
 
 
@@ -105,7 +107,10 @@ def assert_agrees(actual, expected, dtype, what):
 @given(r=requests())
 def test_backend_agrees_with_float64_reference(name, r):
     backend = BACKENDS[name]
-    input64, grid64 = make_tensors(r)
+    # F.grid_sample's vectorized CPU kernel orders the unnormalizing arithmetic
+    # differently, so an exact tie may round the other way there: ties are only
+    # compared between backends that share PyTorch's scalar arithmetic.
+    input64, grid64 = make_tensors(r, snap=name != "native")
     input = lay_out(input64.to(r["dtype"]), r["layout"])
     grid = grid64.to(r["dtype"])
     args = (input, grid, r["mode"], r["padding"], r["align"], r["smoothstep"])

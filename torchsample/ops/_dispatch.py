@@ -9,10 +9,10 @@ from typing import NamedTuple
 import torch
 
 from .._checks import check_choice, check_same_device, check_tensor, describe
-from . import native, reference
+from . import compiled, native, reference
 
 #: Backends by name, in the order ``auto`` tries them.
-BACKENDS = {module.NAME: module for module in (native, reference)}
+BACKENDS = {"compiled": compiled, "native": native, "reference": reference}
 
 MODES = ("nearest", "bilinear", "bicubic", "trilinear")
 PADDING_MODES = ("zeros", "border", "reflection")

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-NAME = "native"
-
-
 def unavailable_reason() -> str | None:
     return None
 

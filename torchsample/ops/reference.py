@@ -20,8 +20,6 @@ import math
 
 import torch
 
-NAME = "reference"
-
 # PyTorch maps source indices that do not fit an int (and non-finite ones)
 # to this value, which is out of bounds for every size.
 _OUT_OF_RANGE = -100.0
