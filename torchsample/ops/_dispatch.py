@@ -90,19 +90,26 @@ def _requested_backend() -> str:
 _warned_unavailable: set[str] = set()
 
 
+@torch.compiler.assume_constant_result
+def _unavailable_reason(name: str) -> str | None:
+    # Availability never changes once known (a build is attempted once), so
+    # torch.compile may run this at trace time instead of tracing the build.
+    return BACKENDS[name].unavailable_reason()
+
+
 def _choose(input, grid, mode, padding_mode, align_corners, smoothstep) -> BackendChoice:
     args = (input, grid, mode, padding_mode, align_corners, smoothstep)
     requested = _requested_backend()
     if requested != "auto":
         backend = BACKENDS[requested]
-        reason = backend.unavailable_reason() or backend.unsupported_reason(*args)
+        reason = _unavailable_reason(requested) or backend.unsupported_reason(*args)
         if reason is not None:
             raise RuntimeError(f"{ENV_VAR}={requested} cannot serve this call: {reason}")
         return BackendChoice(requested, f"selected by {ENV_VAR}={requested}")
 
     passed_over = []
     for name, backend in BACKENDS.items():
-        unavailable = backend.unavailable_reason()
+        unavailable = _unavailable_reason(name)
         if unavailable is not None and name not in _warned_unavailable:
             _warned_unavailable.add(name)
             warnings.warn(
