@@ -107,10 +107,13 @@ def assert_agrees(actual, expected, dtype, what):
 @given(r=requests())
 def test_backend_agrees_with_float64_reference(name, r):
     backend = BACKENDS[name]
-    # F.grid_sample's vectorized CPU kernel orders the unnormalizing arithmetic
-    # differently, so an exact tie may round the other way there: ties are only
-    # compared between backends that share PyTorch's scalar arithmetic.
-    input64, grid64 = make_tensors(r, snap=name != "native")
+    # At an exact tie a rounding difference moves floor/round to the other side
+    # (a different one-sided derivative, a different nearest pixel). Float32
+    # rounds differently from the float64 oracle, and F.grid_sample's vectorized
+    # CPU kernel orders its arithmetic differently, so ties are only compared in
+    # float64 between backends that share PyTorch's scalar arithmetic.
+    snap = name != "native" and r["dtype"] == torch.float64
+    input64, grid64 = make_tensors(r, snap=snap)
     input = lay_out(input64.to(r["dtype"]), r["layout"])
     grid = grid64.to(r["dtype"])
     args = (input, grid, r["mode"], r["padding"], r["align"], r["smoothstep"])
