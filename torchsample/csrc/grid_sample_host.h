@@ -90,9 +90,9 @@ inline at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& like) {
   return out;
 }
 
-// Sums partial per-point results and gives them the grid's shape and dtype.
-inline at::Tensor finish_grid_grad(const at::Tensor& partial, const at::Tensor& grid) {
-  return partial.sum(0).to(grid.scalar_type()).view(grid.sizes());
+// A (b, p, dims) gradient accumulated in opmath, in the grid's shape and dtype.
+inline at::Tensor finish_grid_grad(const at::Tensor& accumulated, const at::Tensor& grid) {
+  return accumulated.to(grid.scalar_type()).view(grid.sizes());
 }
 
 }  // namespace torchsample

@@ -107,9 +107,31 @@ def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
     tensor([[[[1.5000]]]])
     """
     _register()
+    if _prefers_channels_last(input, grid):
+        # Done here rather than in the kernels so that autograd saves the
+        # transposed copy once for backward and double backward.
+        input = input.contiguous(memory_format=_CHANNELS_LAST[input.dim()])
     return torch.ops.torchsample.grid_sample(
         input, grid, _INTERPOLATION[mode], _PADDING[padding_mode], align_corners, smoothstep
     )
+
+
+_CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
+def _prefers_channels_last(input: torch.Tensor, grid: torch.Tensor) -> bool:
+    """Whether the CPU kernels should read a channels-last copy of ``input``.
+
+    Each sample reads every channel at a few pixels: with channels last those
+    reads are contiguous instead of one cache line per channel.  The copy is
+    worth it unless the input is much larger than the work on it.
+    """
+    if input.device.type != "cpu" or input.shape[1] < 2 or not input.is_floating_point():
+        return False
+    if input.is_contiguous(memory_format=_CHANNELS_LAST[input.dim()]):
+        return False
+    points = grid.numel() // grid.shape[-1]
+    return input.numel() <= 32 * points * input.shape[1]
 
 
 def _empty(like: torch.Tensor) -> torch.Tensor:

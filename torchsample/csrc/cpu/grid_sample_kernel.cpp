@@ -1,10 +1,9 @@
 // CPU kernels of the grid-sample ops.
 //
-// Work is split over points (gathers) or, when a kernel scatters into a
-// buffer shaped like the input, over disjoint channel ranges so that no two
-// threads ever add into the same element.  Per-point reductions over channels
-// (the grid gradients) then come out per channel range and are summed at the
-// end.  Arithmetic runs in at::opmath_type (float for half and bfloat16).
+// Work is split over points.  Kernels that scatter into a buffer shaped like
+// the input give each thread its own buffer (summed at the end), so no two
+// threads ever add into the same element.  Arithmetic runs in
+// at::opmath_type (float for half and bfloat16).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -13,6 +12,7 @@
 
 #include <algorithm>
 #include <tuple>
+#include <vector>
 
 #include "../grid_sample.h"
 #include "../grid_sample_host.h"
@@ -20,45 +20,35 @@
 namespace torchsample {
 namespace {
 
-// A range of points of one batch element and a range of channels.
-struct Task {
-  int64_t batch, point_begin, point_end, channel_begin, channel_end, chunk;
-};
-
-// Channel ranges per batch element for scattering kernels: enough to keep
-// every thread busy, bounded because each range holds its own copy of the
-// per-point partial sums.
-int64_t channel_chunks(int64_t batch, int64_t channels) {
+// Extra full-size input-gradient buffers the scatter kernels may allocate
+// (one per additional thread), capped so memory stays a small multiple of
+// the input's.
+int64_t scatter_slots(const at::Tensor& input) {
   const int64_t threads = at::get_num_threads();
-  const int64_t wanted = (threads + batch - 1) / std::max<int64_t>(batch, 1);
-  return std::max<int64_t>(1, std::min<int64_t>({channels, wanted, 16}));
+  const int64_t bytes = std::max<int64_t>(1, input.numel() * 8);
+  const int64_t budget = std::max<int64_t>(int64_t(1) << 28, 2 * bytes);
+  return std::max<int64_t>(1, std::min<int64_t>(threads, 1 + budget / bytes));
 }
 
+// Runs body(slot, begin, end) over ranges of the flattened (batch, point)
+// index.  Gathering kernels get fine-grained ranges on every thread; a
+// scattering kernel gets exactly `slots` ranges, one per private buffer.
 template <typename F>
-void for_each_task(int64_t batch, int64_t points, int64_t channels, int64_t chunks,
-                   bool scatter, const F& body) {
-  if (batch == 0 || points == 0) {
+void for_each_range(int64_t total, int64_t channels, int64_t slots, bool scatter,
+                    const F& body) {
+  if (total == 0) {
     return;
   }
   if (scatter) {
-    at::parallel_for(0, batch * chunks, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) {
-        const int64_t chunk = t % chunks;
-        body(Task{t / chunks, 0, points, channels * chunk / chunks,
-                  channels * (chunk + 1) / chunks, chunk});
+    at::parallel_for(0, slots, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t slot = begin; slot < end; ++slot) {
+        body(slot, total * slot / slots, total * (slot + 1) / slots);
       }
     });
     return;
   }
-  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(channels, 1));
-  at::parallel_for(0, batch * points, grain, [&](int64_t begin, int64_t end) {
-    while (begin < end) {
-      const int64_t n = begin / points;
-      const int64_t stop = std::min(end, (n + 1) * points);
-      body(Task{n, begin - n * points, stop - n * points, 0, channels, 0});
-      begin = stop;
-    }
-  });
+  const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(channels, 1));
+  at::parallel_for(0, total, grain, [&](int64_t begin, int64_t end) { body(0, begin, end); });
 }
 
 template <typename scalar_t, typename T>
@@ -68,32 +58,113 @@ void load_coord(const scalar_t* grid, int dims, T* coord) {
   }
 }
 
+// Channels are processed in blocks held in small local arrays, so that with a
+// channels-last input (channel stride 1) the loops over a block are
+// contiguous and vectorize.
+constexpr int64_t kBlock = 64;
+
+template <typename scalar_t, typename T>
+void load_block(const scalar_t* src, int64_t stride, int64_t count, T* dst) {
+  for (int64_t c = 0; c < count; ++c) {
+    dst[c] = static_cast<T>(src[c * stride]);
+  }
+}
+
+// dst[c] += w * src[c * stride] for a block of channels.
+template <typename scalar_t, typename T>
+inline void axpy_block(T w, const scalar_t* src, int64_t stride, int64_t count, T* dst) {
+  if (stride == 1) {
+    for (int64_t c = 0; c < count; ++c) {
+      dst[c] += w * static_cast<T>(src[c]);
+    }
+  } else {
+    for (int64_t c = 0; c < count; ++c) {
+      dst[c] += w * static_cast<T>(src[c * stride]);
+    }
+  }
+}
+
+// sum_c a[c] * src[c * stride] for a block of channels.
+template <typename scalar_t, typename T>
+inline T dot_block(const T* a, const scalar_t* src, int64_t stride, int64_t count) {
+  T sum = 0;
+  if (stride == 1) {
+    for (int64_t c = 0; c < count; ++c) {
+      sum += a[c] * static_cast<T>(src[c]);
+    }
+  } else {
+    for (int64_t c = 0; c < count; ++c) {
+      sum += a[c] * static_cast<T>(src[c * stride]);
+    }
+  }
+  return sum;
+}
+
+// dst[c * stride] += w * a[c] for a block of channels.
+template <typename T>
+inline void scatter_block(T w, const T* a, int64_t stride, int64_t count, T* dst) {
+  if (stride == 1) {
+    for (int64_t c = 0; c < count; ++c) {
+      dst[c] += w * a[c];
+    }
+  } else {
+    for (int64_t c = 0; c < count; ++c) {
+      dst[c * stride] += w * a[c];
+    }
+  }
+}
+
+// Pointers and strides common to all kernels.  `output`-like tensors are
+// (b, c, p) with arbitrary strides; grids are contiguous (b, p, dims).
+struct Layout {
+  int64_t N, C, P;
+  int64_t in_sN, in_sC;
+  int64_t go_sN, go_sC, go_sP;
+};
+
+Layout make_layout(const at::Tensor& input, const at::Tensor& grid,
+                   const at::Tensor& grad_output) {
+  Layout l;
+  l.N = input.size(0);
+  l.C = input.size(1);
+  l.P = grid.size(1);
+  l.in_sN = input.stride(0);
+  l.in_sC = input.stride(1);
+  l.go_sN = grad_output.defined() ? grad_output.stride(0) : 0;
+  l.go_sC = grad_output.defined() ? grad_output.stride(1) : 0;
+  l.go_sP = grad_output.defined() ? grad_output.stride(2) : 0;
+  return l;
+}
+
 // ---------------------------------------------------------------- forward --
 
 template <typename scalar_t>
 void forward_kernel(const at::Tensor& input, const at::Tensor& grid, const at::Tensor& output,
                     const Geometry& geo) {
   using opmath_t = at::opmath_type<scalar_t>;
-  const int64_t N = input.size(0), C = input.size(1), P = grid.size(1);
-  const int64_t in_sN = input.stride(0), in_sC = input.stride(1);
+  const Layout l = make_layout(input, grid, at::Tensor());
   const scalar_t* in = input.const_data_ptr<scalar_t>();
   const scalar_t* g = grid.const_data_ptr<scalar_t>();
   scalar_t* out = output.mutable_data_ptr<scalar_t>();
-  for_each_task(N, P, C, 1, false, [&](const Task& task) {
+  for_each_range(l.N * l.P, l.C, 1, false, [&](int64_t, int64_t begin, int64_t end) {
     Stencil<opmath_t> st;
     opmath_t coord[3];
-    const scalar_t* in_n = in + task.batch * in_sN;
-    for (int64_t p = task.point_begin; p < task.point_end; ++p) {
-      load_coord(g + (task.batch * P + p) * geo.dims, geo.dims, coord);
+    opmath_t acc[kBlock];
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t n = i / l.P, p = i - n * l.P;
+      load_coord(g + i * geo.dims, geo.dims, coord);
       make_stencil(coord, geo, 0, &st);
-      scalar_t* out_p = out + task.batch * C * P + p;
-      for (int64_t c = 0; c < C; ++c) {
-        const scalar_t* in_c = in_n + c * in_sC;
-        opmath_t acc = 0;
+      for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
+        const int64_t count = std::min(kBlock, l.C - c0);
+        std::fill(acc, acc + count, opmath_t(0));
+        const scalar_t* in_c = in + n * l.in_sN + c0 * l.in_sC;
         for (int k = 0; k < st.size; ++k) {
-          acc += st.weight[k] * static_cast<opmath_t>(in_c[st.offset[k]]);
+          axpy_block(st.weight[k], in_c + st.offset[k], l.in_sC, count, acc);
         }
-        out_p[c * P] = static_cast<scalar_t>(acc);
+        scalar_t* out_c = out + (n * l.C + c0) * l.P + p;
+        for (int64_t c = 0; c < count; ++c) {
+          out_c[c * l.P] = static_cast<scalar_t>(acc[c]);
+        }
       }
     }
   });
@@ -108,11 +179,10 @@ at::Tensor nearest_offsets(const at::Tensor& grid, const Geometry& geo) {
   at::Tensor offsets = at::empty({N, P}, grid.options().dtype(at::kLong));
   const coord_t* g = grid.const_data_ptr<coord_t>();
   int64_t* off = offsets.mutable_data_ptr<int64_t>();
-  for_each_task(N, P, 1, 1, false, [&](const Task& task) {
+  for_each_range(N * P, 1, 1, false, [&](int64_t, int64_t begin, int64_t end) {
     Stencil<coord_t> st;
     coord_t coord[3];
-    for (int64_t p = task.point_begin; p < task.point_end; ++p) {
-      const int64_t i = task.batch * P + p;
+    for (int64_t i = begin; i < end; ++i) {
       load_coord(g + i * geo.dims, geo.dims, coord);
       make_stencil(coord, geo, 0, &st);
       off[i] = st.size ? st.offset[0] : -1;
@@ -126,9 +196,12 @@ at::Tensor nearest_integer_forward(const at::Tensor& input, const at::Tensor& gr
   at::Tensor offsets = AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, grid.scalar_type(), "torchsample_nearest_offsets",
       [&] { return nearest_offsets<at::opmath_type<scalar_t>>(grid, geo); });
-  // Offsets address one channel of `input` through its own spatial strides;
-  // gather them from a (b, c, spatial) view with the same strides.
   const int64_t N = input.size(0), C = input.size(1);
+  if (input.numel() == 0) {
+    return at::zeros({N, C, offsets.size(1)}, input.options());
+  }
+  // Offsets address one channel through the input's own spatial strides;
+  // gather them from a (b, c, extent) view with those strides.
   const at::Tensor valid = offsets.ge(0).unsqueeze(1);
   const at::Tensor index = offsets.clamp_min(0).unsqueeze(1).expand({N, C, offsets.size(1)});
   int64_t last_offset = 0;
@@ -140,41 +213,58 @@ at::Tensor nearest_integer_forward(const at::Tensor& input, const at::Tensor& gr
   return storage_view.gather(2, index).masked_fill(valid.logical_not(), 0);
 }
 
+// Zeroed input-gradient accumulators: slot 0 is `first`, the others are
+// fresh buffers with its layout.
+std::vector<at::Tensor> scatter_buffers(const at::Tensor& first, int64_t slots) {
+  std::vector<at::Tensor> buffers = {first};
+  for (int64_t s = 1; s < slots; ++s) {
+    buffers.push_back(at::zeros_like(first));
+  }
+  return buffers;
+}
+
+void reduce_scatter_buffers(const std::vector<at::Tensor>& buffers) {
+  for (size_t s = 1; s < buffers.size(); ++s) {
+    buffers[0].add_(buffers[s]);
+  }
+}
+
 // --------------------------------------------------------------- backward --
 
 template <typename scalar_t>
 void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
-                     const at::Tensor& grid, const at::Tensor& grad_input,
-                     const at::Tensor& grad_grid, int64_t chunks, const Geometry& geo) {
+                     const at::Tensor& grid, const std::vector<at::Tensor>& grad_input,
+                     const at::Tensor& grad_grid, const Geometry& geo) {
   using opmath_t = at::opmath_type<scalar_t>;
-  const int64_t N = input.size(0), C = input.size(1), P = grid.size(1);
-  const int64_t in_sN = input.stride(0), in_sC = input.stride(1);
-  const int64_t go_sN = grad_output.stride(0), go_sC = grad_output.stride(1),
-                go_sP = grad_output.stride(2);
-  const bool want_input = grad_input.defined(), want_grid = grad_grid.defined();
+  const Layout l = make_layout(input, grid, grad_output);
+  const bool want_input = !grad_input.empty(), want_grid = grad_grid.defined();
   const scalar_t* in = input.const_data_ptr<scalar_t>();
   const scalar_t* g = grid.const_data_ptr<scalar_t>();
   const scalar_t* go = grad_output.const_data_ptr<scalar_t>();
-  opmath_t* gin = want_input ? grad_input.mutable_data_ptr<opmath_t>() : nullptr;
   opmath_t* ggrid = want_grid ? grad_grid.mutable_data_ptr<opmath_t>() : nullptr;
   const int dims = geo.dims;
-  for_each_task(N, P, C, chunks, want_input, [&](const Task& task) {
+  const int64_t slots = want_input ? static_cast<int64_t>(grad_input.size()) : 1;
+  for_each_range(l.N * l.P, l.C, slots, want_input, [&](int64_t slot, int64_t begin,
+                                                          int64_t end) {
+    opmath_t* gin = want_input ? grad_input[slot].mutable_data_ptr<opmath_t>() : nullptr;
     Stencil<opmath_t> st;
     opmath_t coord[3];
-    const int64_t n = task.batch;
-    for (int64_t p = task.point_begin; p < task.point_end; ++p) {
-      load_coord(g + (n * P + p) * dims, dims, coord);
+    opmath_t gout[kBlock];
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t n = i / l.P, p = i - n * l.P;
+      load_coord(g + i * dims, dims, coord);
       make_stencil(coord, geo, want_grid ? 1 : 0, &st);
       opmath_t acc[3] = {0, 0, 0};
-      for (int64_t c = task.channel_begin; c < task.channel_end; ++c) {
-        const opmath_t gout = static_cast<opmath_t>(go[n * go_sN + c * go_sC + p * go_sP]);
-        const int64_t base = n * in_sN + c * in_sC;
+      for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
+        const int64_t count = std::min(kBlock, l.C - c0);
+        load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
+        const int64_t base = n * l.in_sN + c0 * l.in_sC;
         for (int k = 0; k < st.size; ++k) {
           if (want_input) {
-            gin[base + st.offset[k]] += st.weight[k] * gout;
+            scatter_block(st.weight[k], gout, l.in_sC, count, gin + base + st.offset[k]);
           }
           if (want_grid) {
-            const opmath_t v = static_cast<opmath_t>(in[base + st.offset[k]]) * gout;
+            const opmath_t v = dot_block(gout, in + base + st.offset[k], l.in_sC, count);
             for (int d = 0; d < dims; ++d) {
               acc[d] += st.grad[k][d] * v;
             }
@@ -182,9 +272,8 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
         }
       }
       if (want_grid) {
-        opmath_t* out = ggrid + ((task.chunk * N + n) * P + p) * dims;
         for (int d = 0; d < dims; ++d) {
-          out[d] = acc[d];
+          ggrid[i * dims + d] = acc[d];
         }
       }
     }
@@ -197,15 +286,12 @@ template <typename scalar_t>
 void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_grid,
                             const at::Tensor& grad_output, const at::Tensor& input,
                             const at::Tensor& grid, const at::Tensor& gg_output,
-                            const at::Tensor& grad_input, const at::Tensor& grad_grid,
-                            int64_t chunks, const Geometry& geo) {
+                            const std::vector<at::Tensor>& grad_input,
+                            const at::Tensor& grad_grid, const Geometry& geo) {
   using opmath_t = at::opmath_type<scalar_t>;
-  const int64_t N = input.size(0), C = input.size(1), P = grid.size(1);
-  const int64_t in_sN = input.stride(0), in_sC = input.stride(1);
-  const int64_t go_sN = grad_output.stride(0), go_sC = grad_output.stride(1),
-                go_sP = grad_output.stride(2);
+  const Layout l = make_layout(input, grid, grad_output);
   const bool has_ggi = gg_input.defined(), has_ggg = gg_grid.defined();
-  const bool want_ggo = gg_output.defined(), want_input = grad_input.defined(),
+  const bool want_ggo = gg_output.defined(), want_input = !grad_input.empty(),
              want_grid = grad_grid.defined();
   const scalar_t* in = input.const_data_ptr<scalar_t>();
   const scalar_t* g = grid.const_data_ptr<scalar_t>();
@@ -213,24 +299,28 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
   const scalar_t* ggi = has_ggi ? gg_input.const_data_ptr<scalar_t>() : nullptr;
   const scalar_t* ggg = has_ggg ? gg_grid.const_data_ptr<scalar_t>() : nullptr;
   scalar_t* ggo = want_ggo ? gg_output.mutable_data_ptr<scalar_t>() : nullptr;
-  opmath_t* gin = want_input ? grad_input.mutable_data_ptr<opmath_t>() : nullptr;
   opmath_t* ggrid = want_grid ? grad_grid.mutable_data_ptr<opmath_t>() : nullptr;
   const int dims = geo.dims;
   const int order = (has_ggg && want_grid) ? 2 : 1;
-  for_each_task(N, P, C, chunks, want_input, [&](const Task& task) {
+  const int64_t slots = want_input ? static_cast<int64_t>(grad_input.size()) : 1;
+  for_each_range(l.N * l.P, l.C, slots, want_input, [&](int64_t slot, int64_t begin,
+                                                          int64_t end) {
+    opmath_t* gin = want_input ? grad_input[slot].mutable_data_ptr<opmath_t>() : nullptr;
     Stencil<opmath_t> st;
     opmath_t coord[3];
+    opmath_t gout[kBlock];
+    opmath_t out[kBlock];
     // Per tap: the weight's derivative along gg_grid (a) and the gradient of
     // that directional derivative (b).
     opmath_t a[kMaxTaps];
     opmath_t b[kMaxTaps][3];
-    const int64_t n = task.batch;
-    for (int64_t p = task.point_begin; p < task.point_end; ++p) {
-      load_coord(g + (n * P + p) * dims, dims, coord);
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t n = i / l.P, p = i - n * l.P;
+      load_coord(g + i * dims, dims, coord);
       make_stencil(coord, geo, order, &st);
       if (has_ggg) {
         opmath_t dir[3];
-        load_coord(ggg + (n * P + p) * dims, dims, dir);
+        load_coord(ggg + i * dims, dims, dir);
         for (int k = 0; k < st.size; ++k) {
           a[k] = 0;
           for (int d = 0; d < dims; ++d) {
@@ -247,42 +337,49 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
         }
       }
       opmath_t acc[3] = {0, 0, 0};
-      for (int64_t c = task.channel_begin; c < task.channel_end; ++c) {
-        const opmath_t gout = static_cast<opmath_t>(go[n * go_sN + c * go_sC + p * go_sP]);
-        const int64_t base = n * in_sN + c * in_sC;
-        opmath_t out = 0;
+      for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
+        const int64_t count = std::min(kBlock, l.C - c0);
+        load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
+        std::fill(out, out + count, opmath_t(0));
+        const int64_t base = n * l.in_sN + c0 * l.in_sC;
         for (int k = 0; k < st.size; ++k) {
           const int64_t at = base + st.offset[k];
           if (has_ggi) {
-            const opmath_t v = static_cast<opmath_t>(ggi[at]);
-            out += st.weight[k] * v;
+            if (want_ggo) {
+              axpy_block(st.weight[k], ggi + at, l.in_sC, count, out);
+            }
             if (want_grid) {
+              const opmath_t v = dot_block(gout, ggi + at, l.in_sC, count);
               for (int e = 0; e < dims; ++e) {
-                acc[e] += gout * st.grad[k][e] * v;
+                acc[e] += st.grad[k][e] * v;
               }
             }
           }
           if (has_ggg) {
-            const opmath_t v = static_cast<opmath_t>(in[at]);
-            out += a[k] * v;
+            if (want_ggo) {
+              axpy_block(a[k], in + at, l.in_sC, count, out);
+            }
             if (want_input) {
-              gin[at] += a[k] * gout;
+              scatter_block(a[k], gout, l.in_sC, count, gin + at);
             }
             if (want_grid) {
+              const opmath_t v = dot_block(gout, in + at, l.in_sC, count);
               for (int e = 0; e < dims; ++e) {
-                acc[e] += gout * b[k][e] * v;
+                acc[e] += b[k][e] * v;
               }
             }
           }
         }
         if (want_ggo) {
-          ggo[(n * C + c) * P + p] = static_cast<scalar_t>(out);
+          scalar_t* dst = ggo + (n * l.C + c0) * l.P + p;
+          for (int64_t c = 0; c < count; ++c) {
+            dst[c * l.P] = static_cast<scalar_t>(out[c]);
+          }
         }
       }
       if (want_grid) {
-        opmath_t* dst = ggrid + ((task.chunk * N + n) * P + p) * dims;
         for (int d = 0; d < dims; ++d) {
-          dst[d] = acc[d];
+          ggrid[i * dims + d] = acc[d];
         }
       }
     }
@@ -325,18 +422,20 @@ std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cpu(
   const at::Tensor input = dense_input(input_);
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
   const at::Tensor flat = flat_grid(grid);
-  const int64_t N = input.size(0), P = flat.size(1);
-  const int64_t chunks = output_mask[0] ? channel_chunks(N, input.size(1)) : 1;
   const auto acc = input.options().dtype(opmath_dtype(input));
   at::Tensor grad_input = output_mask[0] ? at::zeros_like(input, acc) : at::Tensor();
-  at::Tensor partial = output_mask[1] ? at::empty({chunks, N, P, geo.dims}, acc) : at::Tensor();
+  const std::vector<at::Tensor> buffers =
+      output_mask[0] ? scatter_buffers(grad_input, scatter_slots(input))
+                     : std::vector<at::Tensor>();
+  at::Tensor grad_grid = output_mask[1] ? at::empty(flat.sizes(), acc) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "torchsample_grid_sample_backward_cpu", [&] {
-        backward_kernel<scalar_t>(flat_grad_output(grad_output), input, flat, grad_input, partial,
-                                  chunks, geo);
+        backward_kernel<scalar_t>(flat_grad_output(grad_output), input, flat, buffers, grad_grid,
+                                  geo);
       });
+  reduce_scatter_buffers(buffers);
   return {output_mask[0] ? grad_input.to(input.scalar_type()) : at::empty({0}, input.options()),
-          output_mask[1] ? finish_grid_grad(partial, grid) : at::empty({0}, grid.options())};
+          output_mask[1] ? finish_grid_grad(grad_grid, grid) : at::empty({0}, grid.options())};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
@@ -354,26 +453,26 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
   const at::Tensor gg_grid =
       gg_grid_.has_value() && gg_grid_->defined() ? flat_grid(*gg_grid_) : at::Tensor();
   const int64_t N = input.size(0), C = input.size(1), P = flat.size(1);
-  // The input gradient only flows through gg_grid.
-  const bool scatter = output_mask[1] && gg_grid.defined();
-  const int64_t chunks = scatter ? channel_chunks(N, C) : 1;
   const auto acc = input.options().dtype(opmath_dtype(input));
   at::Tensor gg_output = output_mask[0] ? at::zeros({N, C, P}, input.options()) : at::Tensor();
   at::Tensor grad_input = output_mask[1] ? at::zeros_like(input, acc) : at::Tensor();
-  at::Tensor partial = output_mask[2] ? at::zeros({chunks, N, P, geo.dims}, acc) : at::Tensor();
+  at::Tensor grad_grid = output_mask[2] ? at::zeros(flat.sizes(), acc) : at::Tensor();
+  // The input gradient only flows through gg_grid.
+  const std::vector<at::Tensor> buffers = output_mask[1] && gg_grid.defined()
+                                              ? scatter_buffers(grad_input, scatter_slots(input))
+                                              : std::vector<at::Tensor>();
   if (gg_input.defined() || gg_grid.defined()) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf, at::kBFloat16, input.scalar_type(),
         "torchsample_grid_sample_double_backward_cpu", [&] {
           double_backward_kernel<scalar_t>(gg_input, gg_grid, flat_grad_output(grad_output),
-                                           input, flat, gg_output,
-                                           scatter ? grad_input : at::Tensor(), partial, chunks,
-                                           geo);
+                                           input, flat, gg_output, buffers, grad_grid, geo);
         });
   }
+  reduce_scatter_buffers(buffers);
   return {output_mask[0] ? gg_output.view(grad_output.sizes()) : at::empty({0}, input.options()),
           output_mask[1] ? grad_input.to(input.scalar_type()) : at::empty({0}, input.options()),
-          output_mask[2] ? finish_grid_grad(partial, grid) : at::empty({0}, grid.options())};
+          output_mask[2] ? finish_grid_grad(grad_grid, grid) : at::empty({0}, grid.options())};
 }
 
 }  // namespace
