@@ -34,11 +34,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import datetime
+import functools
 import gc
 import json
 import os
 import platform
 import re
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +103,7 @@ def machine_info(device: torch.device | str, threads: int | None = None) -> dict
     -------
     dict
         CPU model, logical CPU count, pinned threads, OS, Python, torch and
-        CUDA versions, and for CUDA the GPU name, memory, compute capability
+        CUDA versions, the checkout's git revision, and for CUDA the GPU name, memory, compute capability
         and peak memory bandwidth.
     """
     device = torch.device(device)
@@ -113,6 +115,7 @@ def machine_info(device: torch.device | str, threads: int | None = None) -> dict
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
+        "source_revision": source_revision(),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     if device.type == "cuda":
@@ -124,6 +127,24 @@ def machine_info(device: torch.device | str, threads: int | None = None) -> dict
             gpu_peak_bandwidth_bytes_per_s=peak_bandwidth(device),
         )
     return info
+
+
+def source_revision() -> str | None:
+    """The checkout's ``git describe --always --dirty`` (``None`` outside git).
+
+    A ``-dirty`` suffix means uncommitted changes were measured.
+    """
+    try:
+        completed = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return completed.stdout.strip()
 
 
 def device_kind(device: torch.device | str) -> str:
@@ -208,6 +229,7 @@ def measure_time(
     )
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     return ctypes.CDLL(name) if name else None
@@ -244,8 +266,9 @@ def memory_method(device: torch.device | str) -> str:
 def measure_peak_memory(fn: Callable[[], object], device: torch.device | str) -> int | None:
     """Peak extra memory, in bytes, that one call of ``fn()`` needs on ``device``.
 
-    The result of ``fn`` is kept until the peak is read, so it counts. See the
-    module documentation for the method on each device.
+    The result of ``fn`` is kept until the peak is read, so it counts. On CPU
+    the garbage collector is paused during the call. See the module
+    documentation for the method on each device.
 
     Returns
     -------
@@ -254,7 +277,6 @@ def measure_peak_memory(fn: Callable[[], object], device: torch.device | str) ->
         platform offers no way to measure it.
     """
     device = torch.device(device)
-    gc.collect()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -269,12 +291,20 @@ def measure_peak_memory(fn: Callable[[], object], device: torch.device | str) ->
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before_kib = _proc_status_kib("VmRSS")
-    result = fn()
-    peak_kib = _proc_status_kib("VmHWM")
-    del result
+    # A garbage collection during the call would free memory that the
+    # baseline counted and hide part of the peak.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before_kib = _proc_status_kib("VmRSS")
+        result = fn()
+        peak_kib = _proc_status_kib("VmHWM")
+        del result
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return max(peak_kib - before_kib, 0) * 1024
 
 
