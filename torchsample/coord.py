@@ -374,6 +374,10 @@ def randint(
     return coords if batch else coords.squeeze(0)
 
 
+def _like_dtype(tensor: torch.Tensor) -> torch.dtype:
+    return tensor.dtype if tensor.is_floating_point() else torch.get_default_dtype()
+
+
 @with_nobatch("tensor")
 def randint_like(
     n_samples: int,
@@ -431,10 +435,6 @@ def randint_like(
         generator=generator,
         dtype=_like_dtype(tensor),
     )
-
-
-def _like_dtype(tensor: torch.Tensor) -> torch.dtype:
-    return tensor.dtype if tensor.is_floating_point() else torch.get_default_dtype()
 
 
 @with_nobatch(batch_arg="batch")
