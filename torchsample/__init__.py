@@ -5,7 +5,7 @@ their last dimension ``(x, y[, z])``; sizes are ``(w, h[, d])``; coordinates
 come first in argument lists; sampled features come back feature-last.
 """
 
-from . import coord, encoding, models, ops
+from . import coord, encoding, models, ops, points
 from ._sample import feat_first, feat_last, sample, sample2d, sample3d
 from .ops import BackendChoice, grid_sample, which_backend
 
@@ -20,6 +20,7 @@ __all__ = [
     "grid_sample",
     "models",
     "ops",
+    "points",
     "sample",
     "sample2d",
     "sample3d",
