@@ -7,7 +7,7 @@ from collections.abc import Callable
 import einops
 import torch
 
-from ._checks import check_tensor, describe
+from ._checks import check_same_device, check_tensor, describe
 from ._nobatch import with_nobatch
 from .ops import grid_sample
 
@@ -68,6 +68,7 @@ def _sample(coords, featmap, dims, mode, padding_mode, align_corners, encoder, f
             f"coords and featmap must have the same batch size, got coords {describe(coords)} "
             f"and featmap {describe(featmap)}"
         )
+    check_same_device(coords=coords, featmap=featmap)
     if featmap.is_floating_point() and coords.dtype != featmap.dtype:
         raise TypeError(
             f"coords and featmap must have the same dtype, got coords {coords.dtype} and "
