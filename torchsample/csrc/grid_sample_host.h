@@ -95,4 +95,24 @@ inline at::Tensor finish_grid_grad(const at::Tensor& accumulated, const at::Tens
   return accumulated.to(grid.scalar_type()).view(grid.sizes());
 }
 
+// Integer inputs, nearest only: the value at each point's tap offset (-1 for
+// none, giving zero), in the input's own dtype.  `offsets` is (b, p) and
+// addresses one channel through the input's own spatial strides.
+inline at::Tensor gather_nearest(const at::Tensor& input, const at::Tensor& offsets,
+                                 const Geometry& geo) {
+  const int64_t N = input.size(0), C = input.size(1), P = offsets.size(1);
+  if (input.numel() == 0) {
+    return at::zeros({N, C, P}, input.options());
+  }
+  const at::Tensor missing = offsets.lt(0).unsqueeze(1);
+  const at::Tensor index = offsets.clamp_min(0).unsqueeze(1).expand({N, C, P});
+  int64_t last_offset = 0;
+  for (int d = 0; d < geo.dims; ++d) {
+    last_offset += (geo.size[d] - 1) * geo.stride[d];
+  }
+  const at::Tensor extent_view =
+      input.as_strided({N, C, last_offset + 1}, {input.stride(0), input.stride(1), 1});
+  return extent_view.gather(2, index).masked_fill(missing, 0);
+}
+
 }  // namespace torchsample

@@ -196,21 +196,7 @@ at::Tensor nearest_integer_forward(const at::Tensor& input, const at::Tensor& gr
   at::Tensor offsets = AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, grid.scalar_type(), "torchsample_nearest_offsets",
       [&] { return nearest_offsets<at::opmath_type<scalar_t>>(grid, geo); });
-  const int64_t N = input.size(0), C = input.size(1);
-  if (input.numel() == 0) {
-    return at::zeros({N, C, offsets.size(1)}, input.options());
-  }
-  // Offsets address one channel through the input's own spatial strides;
-  // gather them from a (b, c, extent) view with those strides.
-  const at::Tensor valid = offsets.ge(0).unsqueeze(1);
-  const at::Tensor index = offsets.clamp_min(0).unsqueeze(1).expand({N, C, offsets.size(1)});
-  int64_t last_offset = 0;
-  for (int d = 0; d < geo.dims; ++d) {
-    last_offset += (geo.size[d] - 1) * geo.stride[d];
-  }
-  const at::Tensor storage_view =
-      input.as_strided({N, C, last_offset + 1}, {input.stride(0), input.stride(1), 1});
-  return storage_view.gather(2, index).masked_fill(valid.logical_not(), 0);
+  return gather_nearest(input, offsets, geo);
 }
 
 // Zeroed input-gradient accumulators: slot 0 is `first`, the others are
