@@ -62,7 +62,7 @@ def with_nobatch(*tensor_args: str, batch_arg: str | None = None) -> Callable[[F
 
         nobatch.__signature__ = public
         nobatch.__doc__ = (
-            f"Unbatched form of :func:`{fn.__module__}.{fn.__qualname__}`: "
+            f"Unbatched form of ``{fn.__qualname__}``: "
             "the same arguments without the batch dimension"
             + (f" (and without ``{batch_arg}``)" if batch_arg else "")
             + "; returns results without it."

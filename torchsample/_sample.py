@@ -130,52 +130,30 @@ _PARAMETERS_DOC = """
 """
 
 
-@with_nobatch("coords", "featmap")
-def sample(
-    coords: torch.Tensor,
-    featmap: torch.Tensor,
-    mode: str = "bilinear",
-    padding_mode: str = "border",
-    align_corners: bool = False,
-    encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    feat_last: bool = True,
-    smoothstep: bool = False,
-) -> torch.Tensor:
-    return _sample(coords, featmap, None, mode, padding_mode, align_corners, encoder, feat_last,
-                   smoothstep)
+def _sampler(name: str, dims: int | None, doc: str):
+    """One public sampling function; ``dims`` fixes the map's rank, or not."""
+
+    def sampler(
+        coords: torch.Tensor,
+        featmap: torch.Tensor,
+        mode: str = "bilinear",
+        padding_mode: str = "border",
+        align_corners: bool = False,
+        encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        feat_last: bool = True,
+        smoothstep: bool = False,
+    ) -> torch.Tensor:
+        return _sample(coords, featmap, dims, mode, padding_mode, align_corners, encoder,
+                       feat_last, smoothstep)
+
+    sampler.__name__ = sampler.__qualname__ = name
+    sampler.__doc__ = doc
+    return with_nobatch("coords", "featmap")(sampler)
 
 
-@with_nobatch("coords", "featmap")
-def sample2d(
-    coords: torch.Tensor,
-    featmap: torch.Tensor,
-    mode: str = "bilinear",
-    padding_mode: str = "border",
-    align_corners: bool = False,
-    encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    feat_last: bool = True,
-    smoothstep: bool = False,
-) -> torch.Tensor:
-    return _sample(coords, featmap, 2, mode, padding_mode, align_corners, encoder, feat_last,
-                   smoothstep)
-
-
-@with_nobatch("coords", "featmap")
-def sample3d(
-    coords: torch.Tensor,
-    featmap: torch.Tensor,
-    mode: str = "bilinear",
-    padding_mode: str = "border",
-    align_corners: bool = False,
-    encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    feat_last: bool = True,
-    smoothstep: bool = False,
-) -> torch.Tensor:
-    return _sample(coords, featmap, 3, mode, padding_mode, align_corners, encoder, feat_last,
-                   smoothstep)
-
-
-sample.__doc__ = (
+sample = _sampler(
+    "sample",
+    None,
     """Sample a 2D or 3D feature map at normalized coordinates.
 
     The rank of ``featmap`` decides: 4D maps take 2D coordinates, 5D maps 3D
@@ -201,7 +179,9 @@ sample.__doc__ = (
     [3, 2]
 """
 )
-sample2d.__doc__ = (
+sample2d = _sampler(
+    "sample2d",
+    2,
     """Sample a 2D feature map at normalized ``(x, y)`` coordinates.
 
     Like :func:`sample`, but ``featmap`` must be 4D.
@@ -215,7 +195,9 @@ sample2d.__doc__ = (
     torch.Size([2, 100, 3])
 """
 )
-sample3d.__doc__ = (
+sample3d = _sampler(
+    "sample3d",
+    3,
     """Sample a 3D feature map at normalized ``(x, y, z)`` coordinates.
 
     Like :func:`sample`, but ``featmap`` must be 5D.
