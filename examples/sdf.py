@@ -29,12 +29,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from tqdm import tqdm
 
-from torchsample.encoding import MultiResGrid  # noqa: E402
-from torchsample.models import MLP  # noqa: E402
+from torchsample.encoding import MultiResGrid
+from torchsample.models import MLP
 
 TORUS_RADII = (0.6, 0.18)  # major, minor
 SPHERE_RADIUS = 0.3

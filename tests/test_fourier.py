@@ -63,7 +63,9 @@ def test_frequencies_are_a_buffer_that_round_trips_through_the_state_dict():
 
 
 def test_generator_makes_frequencies_reproducible():
-    make = lambda seed: FourierFeatures(2, 8, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    def make(seed):
+        return FourierFeatures(2, 8, generator=torch.Generator().manual_seed(seed))
+
     assert torch.equal(make(6).B, make(6).B)
     assert not torch.equal(make(6).B, make(7).B)
 

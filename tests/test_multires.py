@@ -94,10 +94,10 @@ def test_output_shape_and_dtype(dims, dtype):
 
 
 def test_initialization_is_small_uniform_and_seeded():
-    make = lambda: MultiResGrid(  # noqa: E731
-        2, n_levels=3, base_resolution=4, max_resolution=32, log2_hashmap_size=6,
-        generator=torch.Generator().manual_seed(3),
-    )
+    def make():
+        return MultiResGrid(2, n_levels=3, base_resolution=4, max_resolution=32,
+                            log2_hashmap_size=6, generator=torch.Generator().manual_seed(3))
+
     a, b = make(), make()
     values = torch.cat([t.detach().flatten() for t in a.tables])
     assert values.abs().max() <= 1e-4
@@ -197,7 +197,9 @@ def test_hash_collisions_share_features_and_are_deterministic():
     # Pigeonhole: at least 81 - 16 vertices share a slot with another one.
     assert len(vertices) - len(torch.unique(slots)) >= 81 - 16
     first, second = (vertices[slots == slots[0]][:2]).tolist()
-    at = lambda v: torch.tensor([[_vertex_coord(i, resolution) for i in v]])  # noqa: E731
+    def at(vertex):
+        return torch.tensor([[_vertex_coord(i, resolution) for i in vertex]])
+
     torch.testing.assert_close(encoder(at(first)), encoder(at(second)))
     coords = torch.rand(100, 2) * 2 - 1
     assert torch.equal(encoder(coords), encoder(coords))
@@ -243,8 +245,8 @@ def test_coordinate_gradient_is_continuous_across_vertices_only_with_smoothstep(
 @pytest.mark.parametrize(
     "dims, layout",
     [
-        (2, dict(n_levels=3, base_resolution=3, max_resolution=6, log2_hashmap_size=4)),
-        (3, dict(n_levels=2, base_resolution=2, max_resolution=4, log2_hashmap_size=3)),
+        (2, {"n_levels": 3, "base_resolution": 3, "max_resolution": 6, "log2_hashmap_size": 4}),
+        (3, {"n_levels": 2, "base_resolution": 2, "max_resolution": 4, "log2_hashmap_size": 3}),
     ],
 )
 @pytest.mark.parametrize("smoothstep", [False, True])
@@ -288,10 +290,10 @@ def test_coords_are_cast_to_the_parameter_dtype():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(dims=4), "dims must be 2 or 3"),
-        (dict(dims=2, base_resolution=1), "base_resolution must be >= 2"),
-        (dict(dims=2, base_resolution=8, max_resolution=4), "max_resolution must be >= "),
-        (dict(dims=2, n_levels=0), "n_levels must be >= 1"),
+        ({"dims": 4}, "dims must be 2 or 3"),
+        ({"dims": 2, "base_resolution": 1}, "base_resolution must be >= 2"),
+        ({"dims": 2, "base_resolution": 8, "max_resolution": 4}, "max_resolution must be >= "),
+        ({"dims": 2, "n_levels": 0}, "n_levels must be >= 1"),
     ],
 )
 def test_invalid_construction_arguments(kwargs, message):

@@ -12,12 +12,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from torch import nn
 
-from torchsample.encoding import FourierFeatures, MultiResGrid  # noqa: E402
-from torchsample.models import MLP, Siren  # noqa: E402
+from torchsample.encoding import FourierFeatures, MultiResGrid
+from torchsample.models import MLP, Siren
 
 FREQUENCIES = (1.0, 4.0, 16.0, 40.0)  # cycles per unit of x
 AMPLITUDES = (1.0, 0.6, 0.4, 0.3)

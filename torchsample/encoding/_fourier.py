@@ -19,7 +19,7 @@ from torch import nn
 
 from .._checks import check_floating, check_ndim, check_positive_int, check_tensor, describe
 
-__all__ = ["fourier_features", "FourierFeatures"]
+__all__ = ["FourierFeatures", "fourier_features"]
 
 
 def fourier_features(coords: torch.Tensor, B: torch.Tensor) -> torch.Tensor:

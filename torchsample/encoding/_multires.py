@@ -25,7 +25,7 @@ from torch import nn
 from .._checks import check_floating, check_positive_int, check_tensor, describe
 from ..ops import grid_sample
 
-__all__ = ["MultiResGrid", "GridLevel"]
+__all__ = ["GridLevel", "MultiResGrid"]
 
 # Instant-NGP's per-axis hash primes; the first is 1 so that consecutive
 # vertices along x land in consecutive slots (cache friendly on the GPU).
