@@ -121,6 +121,7 @@ def test_fps_padded_batch_equals_clouds_alone():
 def test_fps_padded_batch_reference_path():
     torch.manual_seed(5)
     points = torch.rand(2, 80, 3)
+    points[1, 20:] = float("nan")
     lengths = torch.tensor([80, 20])
     indices = _fps._fps_reference(points, lengths, 20, torch.tensor([0, 1]))
     assert torch.equal(indices[1], brute_force_fps(points[1, :20], 20, 1))

@@ -49,6 +49,8 @@ def _fps_reference(points, lengths, n_samples, start_indices, initial_distances=
         distance = initial_distances.clone()
     padding = torch.arange(n, device=points.device) >= lengths[:, None]
     distance[padding] = -torch.inf
+    # Padding may hold anything, NaN included; zeros keep its distances at -inf.
+    points = points.masked_fill(padding[..., None], 0)
     indices = torch.empty((batch, n_samples), dtype=torch.long, device=points.device)
     indices[:, 0] = start_indices
     x, y, z = points.unbind(-1)

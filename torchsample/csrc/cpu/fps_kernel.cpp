@@ -9,8 +9,8 @@
 // identical to brute force: the box bound uses the same floating-point operations as
 // the point distances, and rounding is monotone.
 //
-// Clouds of a batch run in parallel; a single cloud spreads the leaf updates of each
-// step across threads instead.
+// Clouds of a batch run in parallel; a single large cloud splits its tree build and
+// its first, widest steps across threads instead.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -25,10 +25,11 @@
 namespace torchsample {
 namespace {
 
-constexpr int64_t kLeafSize = 64;
-// Leaves updated per task when one cloud's step is split across threads: enough
-// points that the work outweighs waking a thread.
-constexpr int64_t kLeavesPerTask = 32;
+constexpr int64_t kLeafSize = 128;
+// Least work, in points, handed to another thread. Waking threads costs microseconds
+// on an idle machine and far more on a busy one, so only the tree build and the first
+// steps of a large cloud (which update most of it) are split.
+constexpr int64_t kPointsPerTask = 1 << 15;
 
 template <typename scalar_t>
 struct Node {
@@ -40,10 +41,11 @@ struct Node {
   int64_t best_index;  // original index of the farthest point below the node
 };
 
+// A point while the tree is built; a 32-bit index keeps float entries at 16 bytes.
 template <typename scalar_t>
 struct Entry {
   scalar_t p[3];
-  int64_t index;
+  int32_t index;
 };
 
 template <typename scalar_t>
@@ -74,7 +76,7 @@ class PrunedCloud {
         lo[axis] = std::min(lo[axis], entries[i].p[axis]);
         hi[axis] = std::max(hi[axis], entries[i].p[axis]);
       }
-      entries[i].index = i;
+      entries[i].index = static_cast<int32_t>(i);
     }
     build(entries.data(), 0, 0, n, lo, hi);
 
@@ -129,7 +131,7 @@ class PrunedCloud {
       };
       const int64_t n_leaves = static_cast<int64_t>(leaves_.size());
       if (split_steps) {
-        at::parallel_for(0, n_leaves, kLeavesPerTask, update);
+        at::parallel_for(0, n_leaves, kPointsPerTask / kLeafSize, update);
       } else {
         update(0, n_leaves);
       }
@@ -153,15 +155,7 @@ class PrunedCloud {
              const scalar_t* lo, const scalar_t* hi) {
     nodes_[id].begin = begin;
     nodes_[id].end = end;
-    if (id >= first_leaf_) {
-      // Original order inside a leaf makes the first farthest position the one with
-      // the smallest index.
-      std::sort(entries + begin, entries + end,
-                [](const Entry<scalar_t>& a, const Entry<scalar_t>& b) {
-                  return a.index < b.index;
-                });
-      return;
-    }
+    if (id >= first_leaf_) return;
     int axis = 0;
     for (int a = 1; a < 3; ++a) {
       if (hi[a] - lo[a] > hi[axis] - lo[axis]) axis = a;
@@ -183,8 +177,9 @@ class PrunedCloud {
         }
       }
     };
-    // Only the root's halves go to separate threads; nested calls run inline.
-    at::parallel_for(0, 2, 1, build_children);
+    // Only the root's halves of a large cloud go to separate threads; nested calls
+    // run inline.
+    at::parallel_for(0, 2, end - begin >= 2 * kPointsPerTask ? 1 : 2, build_children);
   }
 
   // Gathers the leaves a new sample s at position pos may change, and their ancestors.
@@ -256,11 +251,15 @@ class PrunedCloud {
       lane_best[0] = distance[pos] > lane_best[0] ? distance[pos] : lane_best[0];
     }
     const scalar_t best = *std::max_element(lane_best, lane_best + kLanes);
-    // Bounded so that NaN distances cannot run past the leaf.
-    pos = leaf.begin;
-    while (pos + 1 < leaf.end && distance[pos] != best) ++pos;
+    // Among equal distances the smallest original index wins.
+    int64_t best_index = std::numeric_limits<int64_t>::max();
+    for (pos = leaf.begin; pos < leaf.end; ++pos) {
+      if (distance[pos] == best) best_index = std::min(best_index, order_[pos]);
+    }
+    // Only NaN distances (from NaN initial distances) match nothing.
+    if (best_index == std::numeric_limits<int64_t>::max()) best_index = order_[leaf.begin];
     leaf.best_distance = best;
-    leaf.best_index = order_[pos];
+    leaf.best_index = best_index;
   }
 
   void refresh_inner(int64_t id) {
@@ -302,6 +301,8 @@ at::Tensor farthest_point_sample_cpu(const at::Tensor& points, const at::Tensor&
 
   const int64_t batch = points.size(0);
   const int64_t n = points.size(1);
+  TORCH_CHECK(n <= std::numeric_limits<int32_t>::max(), "clouds of more than 2^31 - 1 points ",
+              "are not supported, got ", n);
   const at::Tensor points_c = points.contiguous();
   const at::Tensor lengths_c = lengths.contiguous();
   const at::Tensor start_c = start_indices.contiguous();
