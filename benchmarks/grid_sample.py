@@ -342,16 +342,28 @@ def _header() -> str:
 
 
 def speedup_summary(rows: Sequence[dict], backends: Sequence[str]) -> str:
-    """A table of speed-ups versus native: one line per case and workload."""
-    table: dict[tuple[str, str], dict[str, str]] = {}
+    """A table of speed-ups, one line per case and workload.
+
+    Speed-ups are over native; where native cannot serve a case (smoothstep),
+    over the reference backend, marked ``ref``.
+    """
+    times: dict[tuple[str, str], dict[str, float | str]] = {}
     for row in rows:
-        cell = table.setdefault((row["case"], row["workload"]), {})
-        if row["status"] == "ok" and row["speedup_vs_native"] is not None:
-            cell[row["backend"]] = f"{row['speedup_vs_native']:.2f}x"
+        cell = times.setdefault((row["case"], row["workload"]), {})
+        cell[row["backend"]] = row["time_s"] if row["status"] == "ok" else row["status"]
+    lines = []
+    for (case, workload), cell in times.items():
+        if isinstance(cell.get(BASELINE), float):
+            base, suffix = cell[BASELINE], "x"
         else:
-            cell[row["backend"]] = row["status"] if row["status"] != "ok" else "-"
-    lines = [[case, workload, *(cells.get(b, "-") for b in backends)]
-             for (case, workload), cells in table.items()]
+            base, suffix = cell.get("reference"), "x ref"
+        line = [case, workload]
+        for backend in backends:
+            value = cell.get(backend, "-")
+            if isinstance(value, float) and isinstance(base, float):
+                value = f"{base / value:.2f}{suffix}"
+            line.append(value)
+        lines.append(line)
     return _common.format_table(["case", "workload", *backends], lines)
 
 
@@ -406,7 +418,7 @@ def run(
             case, backends, device, threads, min_run_time,
             report=lambda row: print(_format_row(row), file=out, flush=True),
         )
-    print("\nspeed-up versus native (higher is faster)", file=out)
+    print("\nspeed-up versus native, or reference where marked (higher is faster)", file=out)
     print(speedup_summary(rows, list(backends)), file=out, flush=True)
     return {
         "machine": _common.machine_info(device, threads),

@@ -121,3 +121,17 @@ def test_cpu_peak_memory_sees_a_temporary_allocation():
 def test_unknown_workload_is_rejected():
     with pytest.raises(ValueError, match="workload must be one of"):
         bench.make_workload("sideways", BACKENDS["native"], TINY, bench.make_inputs(TINY, "cpu"))
+
+
+def test_speedup_summary_uses_native_else_reference():
+    def row(case, backend, time_s=None):
+        status = "skipped" if time_s is None else "ok"
+        return {"case": case, "workload": "forward", "backend": backend, "status": status,
+                "time_s": time_s}
+
+    rows = [row("plain", "compiled", 0.5), row("plain", "native", 1.0),
+            row("plain", "reference", 4.0), row("smooth", "compiled", 0.5),
+            row("smooth", "native"), row("smooth", "reference", 2.0)]
+    lines = bench.speedup_summary(rows, ["compiled", "native", "reference"]).splitlines()
+    assert lines[2].split() == ["plain", "forward", "2.00x", "1.00x", "0.25x"]
+    assert lines[3].split() == ["smooth", "forward", "4.00x", "ref", "skipped", "1.00x", "ref"]
