@@ -77,6 +77,8 @@ def test_invalid_arguments():
         fourier_features(torch.zeros(4, 3), torch.zeros(3))
     with pytest.raises(TypeError, match="coords must have a floating-point dtype"):
         fourier_features(torch.zeros(4, 2, dtype=torch.long), torch.zeros(2, 5))
+    with pytest.raises(TypeError, match="same dtype, got coords torch.float64 and B torch.float32"):
+        fourier_features(torch.zeros(4, 2, dtype=torch.float64), torch.zeros(2, 5))
     with pytest.raises(ValueError, match="scale must be a positive number, got 0"):
         FourierFeatures(2, 8, scale=0)
     with pytest.raises(ValueError, match="n_features must be >= 1"):

@@ -307,3 +307,6 @@ def test_invalid_coordinates():
         encoder(torch.zeros(5, 2))
     with pytest.raises(TypeError, match="coords must have a floating-point dtype"):
         encoder(torch.zeros(5, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="coords on cpu, tables on meta"):
+        MultiResGrid(3, n_levels=1, base_resolution=4, max_resolution=4, device="meta")(
+            torch.zeros(5, 3))

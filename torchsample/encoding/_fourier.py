@@ -17,7 +17,14 @@ import math
 import torch
 from torch import nn
 
-from .._checks import check_floating, check_ndim, check_positive_int, check_tensor, describe
+from .._checks import (
+    check_floating,
+    check_ndim,
+    check_positive_int,
+    check_same_device,
+    check_tensor,
+    describe,
+)
 
 __all__ = ["FourierFeatures", "fourier_features"]
 
@@ -67,6 +74,11 @@ def fourier_features(coords: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
             f"the last dimension of coords must equal the number of rows of B "
             f"({B.shape[0]}), got coords with {describe(coords)}"
         )
+    if coords.dtype != B.dtype:
+        raise TypeError(
+            f"coords and B must have the same dtype, got coords {coords.dtype} and B {B.dtype}"
+        )
+    check_same_device(coords=coords, B=B)
     phase = (2 * math.pi) * (coords @ B)
     return torch.cat([torch.cos(phase), torch.sin(phase)], dim=-1)
 

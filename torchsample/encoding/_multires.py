@@ -22,7 +22,13 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .._checks import check_floating, check_positive_int, check_tensor, describe
+from .._checks import (
+    check_floating,
+    check_positive_int,
+    check_same_device,
+    check_tensor,
+    describe,
+)
 from ..ops import grid_sample
 
 __all__ = ["GridLevel", "MultiResGrid"]
@@ -291,6 +297,7 @@ class MultiResGrid(nn.Module):
                 f"coords must have a last dimension of {self.dims} (x, y"
                 f"{', z' if self.dims == 3 else ''}), got {describe(coords)}"
             )
+        check_same_device(coords=coords, tables=self.tables[0])
         points = coords.reshape(-1, self.dims).to(self.tables[0].dtype)
         features = [
             self._sample_hashed(table, resolution, points)
