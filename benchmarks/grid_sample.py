@@ -37,20 +37,20 @@ time around representative settings:
 
 * channels 1, 4, 16, 32, 64 (2D 256^2 map, 2^16 points) and 1, 16, 64 (3D
   64^3 volume, 2^14 points);
-* points 2^12 to 2^20, every second power (2D, 16 channels), and 2^12,
-  2^14, 2^16 (3D, 16 channels);
+* points 2^12 to 2^20, every second power (2D, 16 channels), and 2^12 to
+  2^18 (3D, 16 channels);
 * the eikonal step on a 16-channel 2D map, a 1-channel 64^3 SDF volume, and a
   16-channel 96^3 volume at 2^17 points;
 * smoothstep on for 2D forward, forward+backward and eikonal, and for the
   3D 96^3 eikonal step (only the torchsample backends serve it);
-* channels-last feature maps for the 2D 256^2 forward+backward case at 2^18
-  points and a 3D 64^3 case with every workload;
+* channels-last feature maps for the 2D 256^2 case at 2^18 points, a 3D
+  64^3 case with every workload and the 96^3 backward and eikonal steps;
 * on CUDA, float16 and bfloat16 copies of a 2D and a 3D forward and
   forward+backward case.
 
-3D point counts stop lower than 2D ones to keep a full CPU run near 20
-minutes on two shared cores: a 3D point reads eight corners per channel, and
-PyTorch's 3D CPU sampler is much slower per point than its 2D one.
+3D point counts stop lower than 2D ones to keep a full CPU run near 10
+minutes on two shared cores: a 3D point reads eight corners per channel,
+and PyTorch's 3D CPU sampler is much slower per point than its 2D one.
 
 ``--quick`` runs a few tiny cases covering every workload, smoothstep,
 channels-last and both dimensionalities; it checks that the harness works
@@ -130,7 +130,7 @@ def full_cases(device: str) -> list[Case]:
     cases = [square(channels=c, points=1 << 16) for c in (1, 4, 16, 32, 64)]
     cases += [square(channels=16, points=1 << p) for p in (12, 14, 18, 20)]
     cases += [cube(channels=c, points=1 << 14) for c in (1, 16, 64)]
-    cases += [cube(channels=16, points=1 << p) for p in (12, 16)]
+    cases += [cube(channels=16, points=1 << p) for p in (12, 16, 18)]
     cases += [
         square(channels=32, points=1 << 18),
         square(channels=32, points=1 << 18, channels_last=True),
@@ -139,6 +139,7 @@ def full_cases(device: str) -> list[Case]:
         cube(channels=1, points=1 << 14, workloads=("eikonal",)),
         cube(channels=16, points=1 << 14, workloads=WORKLOADS, channels_last=True),
         big_cube(workloads=WORKLOADS),
+        big_cube(workloads=("forward_backward", "eikonal"), channels_last=True),
         big_cube(workloads=("eikonal",), smoothstep=True),
     ]
     if torch.device(device).type == "cuda":
@@ -404,6 +405,7 @@ def run(
     if backends is None:
         from torchsample.ops import BACKENDS as backends
     threads = _common.pin_threads(threads)
+    machine = _common.machine_info(device, threads)
     memory_method = _common.memory_method(device)
     print(f"device {device}, {threads} CPU threads, backends: {', '.join(backends)}", file=out)
     for name, backend in backends.items():
@@ -421,7 +423,7 @@ def run(
     print("\nspeed-up versus native, or reference where marked (higher is faster)", file=out)
     print(speedup_summary(rows, list(backends)), file=out, flush=True)
     return {
-        "machine": _common.machine_info(device, threads),
+        "machine": machine,
         "settings": {
             "device": device,
             "threads": threads,
