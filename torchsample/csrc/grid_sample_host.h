@@ -59,9 +59,24 @@ inline Geometry make_geometry(const at::Tensor& input, int64_t interpolation, in
   return geo;
 }
 
+// Number of sampling points per batch element of a (b, *points, dims) grid.
+inline int64_t grid_points(const at::Tensor& grid) {
+  int64_t points = 1;
+  for (int64_t d = 1; d < grid.dim() - 1; ++d) {
+    points *= grid.size(d);
+  }
+  return points;
+}
+
 // (b, *points, dims) -> contiguous (b, p, dims).
 inline at::Tensor flat_grid(const at::Tensor& grid) {
-  return grid.reshape({grid.size(0), -1, grid.size(-1)}).contiguous();
+  return grid.reshape({grid.size(0), grid_points(grid), grid.size(-1)}).contiguous();
+}
+
+// Gradient of the output, (b, c, *points) -> (b, c, p), strides kept where
+// a view allows.
+inline at::Tensor flat_grad_output(const at::Tensor& grad_output, const at::Tensor& grid) {
+  return grad_output.reshape({grad_output.size(0), grad_output.size(1), grid_points(grid)});
 }
 
 // Output shape (b, c, *points).

@@ -395,11 +395,6 @@ at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid,
   return output.view(shape);
 }
 
-// grad_output (b, c, *points) -> (b, c, p), strides kept where possible.
-at::Tensor flat_grad_output(const at::Tensor& grad_output) {
-  return grad_output.reshape({grad_output.size(0), grad_output.size(1), -1});
-}
-
 std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& input_, const at::Tensor& grid,
     int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
@@ -416,7 +411,7 @@ std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cpu(
   at::Tensor grad_grid = output_mask[1] ? at::empty(flat.sizes(), acc) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "torchsample_grid_sample_backward_cpu", [&] {
-        backward_kernel<scalar_t>(flat_grad_output(grad_output), input, flat, buffers, grad_grid,
+        backward_kernel<scalar_t>(flat_grad_output(grad_output, grid), input, flat, buffers, grad_grid,
                                   geo);
       });
   reduce_scatter_buffers(buffers);
@@ -451,7 +446,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf, at::kBFloat16, input.scalar_type(),
         "torchsample_grid_sample_double_backward_cpu", [&] {
-          double_backward_kernel<scalar_t>(gg_input, gg_grid, flat_grad_output(grad_output),
+          double_backward_kernel<scalar_t>(gg_input, gg_grid, flat_grad_output(grad_output, grid),
                                            input, flat, gg_output, buffers, grad_grid, geo);
         });
   }

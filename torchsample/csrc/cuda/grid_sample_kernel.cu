@@ -273,10 +273,6 @@ at::Tensor grid_sample_cuda(const at::Tensor& input, const at::Tensor& grid,
   return output.view(shape);
 }
 
-at::Tensor flat_grad_output(const at::Tensor& grad_output) {
-  return grad_output.reshape({grad_output.size(0), grad_output.size(1), -1});
-}
-
 std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& input_, const at::Tensor& grid,
     int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
@@ -286,7 +282,7 @@ std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cuda(
   const at::Tensor input = dense_input(input_);
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
   const at::Tensor flat = flat_grid(grid);
-  const at::Tensor go = flat_grad_output(grad_output);
+  const at::Tensor go = flat_grad_output(grad_output, grid);
   const auto acc = input.options().dtype(at::toOpMathType(input.scalar_type()));
   at::Tensor grad_input = output_mask[0] ? at::zeros_like(input, acc) : at::Tensor();
   at::Tensor grad_grid = output_mask[1] ? at::zeros(flat.sizes(), acc) : at::Tensor();
@@ -318,7 +314,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cuda(
   const at::Tensor input = dense_input(input_);
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
   const at::Tensor flat = flat_grid(grid);
-  const at::Tensor go = flat_grad_output(grad_output);
+  const at::Tensor go = flat_grad_output(grad_output, grid);
   const at::Tensor gg_input = gg_input_.has_value() && gg_input_->defined()
                                   ? with_layout_of(*gg_input_, input)
                                   : at::Tensor();

@@ -1,0 +1,403 @@
+"""The compiled (C++/CUDA) grid-sampling backend against F.grid_sample and the reference."""
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from torchsample import _extension
+from torchsample.ops import compiled, reference
+
+# The compiled backend must really be built and active here: a failed build
+# fails this module instead of skipping it.
+_extension.load()
+assert compiled.unavailable_reason() is None
+
+OPS = torch.ops.torchsample
+CUDA = pytest.mark.cuda
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+CASES_2D = list(
+    itertools.product(
+        [2], ["nearest", "bilinear", "bicubic"], ["zeros", "border", "reflection"], [False, True]
+    )
+)
+CASES_3D = list(
+    itertools.product([3], ["nearest", "bilinear"], ["zeros", "border", "reflection"], [False, True])
+)
+ALL_CASES = CASES_2D + CASES_3D
+
+
+def _case_id(case):
+    dims, mode, padding, align = case
+    return f"{dims}d-{mode}-{padding}-{'ac' if align else 'noac'}"
+
+
+def make_inputs(dims, points=(3, 4), channels=3, batch=2, dtype=torch.float64, spread=1.15,
+                seed=0, device="cpu"):
+    gen = torch.Generator().manual_seed(seed)
+    spatial = (4, 5) if dims == 2 else (3, 4, 5)
+    x = torch.randn(batch, channels, *spatial, generator=gen, dtype=dtype)
+    grid_shape = (batch, *points, dims) if dims == 2 else (batch, 1, *points, dims)
+    grid = (torch.rand(grid_shape, generator=gen, dtype=dtype) * 2 - 1) * spread
+    return x.to(device), grid.to(device)
+
+
+def compiled_sample(x, grid, mode="bilinear", padding="zeros", align=False, smoothstep=False):
+    return compiled.grid_sample(x, grid, mode, padding, align, smoothstep)
+
+
+def first_and_second(fn, x, grid, seed=1):
+    """Output, (grad_x, grad_grid) and a second derivative mixing both."""
+    x = x.detach().requires_grad_()
+    grid = grid.detach().requires_grad_()
+    out = fn(x, grid)
+    gen = torch.Generator().manual_seed(seed)
+    weights = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out)
+    grads = torch.autograd.grad((out * weights).sum(), (x, grid), create_graph=True)
+    directions = [torch.randn(g.shape, generator=gen, dtype=torch.float64).to(g) for g in grads]
+    mixed = sum((g * v).sum() for g, v in zip(grads, directions))
+    if not mixed.requires_grad:  # nearest: the grid gradient is identically zero
+        seconds = (torch.zeros_like(x), torch.zeros_like(grid))
+    else:
+        seconds = torch.autograd.grad(mixed, (x, grid), allow_unused=True)
+        seconds = tuple(torch.zeros_like(t) if s is None else s for s, t in zip(seconds, (x, grid)))
+    return out, grads, seconds
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=_case_id)
+def test_matches_native_forward_backward_double_backward(case):
+    dims, mode, padding, align = case
+    x, grid = make_inputs(dims)
+
+    def native(a, g):
+        return F.grid_sample(a, g, mode=mode, padding_mode=padding, align_corners=align)
+
+    def ours(a, g):
+        return compiled_sample(a, g, mode, padding, align)
+
+    expected = first_and_second(native, x, grid)
+    actual = first_and_second(ours, x, grid)
+    for got, want in zip(
+        (actual[0], *actual[1], *actual[2]), (expected[0], *expected[1], *expected[2])
+    ):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("padding", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align", [False, True])
+def test_smoothstep_matches_reference(dims, padding, align):
+    x, grid = make_inputs(dims)
+
+    def ref(a, g):
+        return reference.grid_sample(a, g, "bilinear", padding, align, True)
+
+    def ours(a, g):
+        return compiled_sample(a, g, "bilinear", padding, align, True)
+
+    expected = first_and_second(ref, x, grid)
+    actual = first_and_second(ours, x, grid)
+    for got, want in zip(
+        (actual[0], *actual[1], *actual[2]), (expected[0], *expected[1], *expected[2])
+    ):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_smoothstep_known_value():
+    # One row [0, 1] sampled a quarter of the way: smoothstep(0.25) = 0.15625.
+    row = torch.tensor([[[[0.0, 1.0]]]], dtype=torch.float64)
+    grid = torch.tensor([[[[-0.5 + 0.25, 0.0]]]], dtype=torch.float64)  # pixel x = 0.25
+    out = compiled_sample(row, grid, "bilinear", "border", False, True)
+    assert out.item() == pytest.approx(0.15625, abs=1e-15)
+
+
+@pytest.mark.parametrize("dims,mode", [(2, "bilinear"), (3, "bilinear"), (2, "bicubic")])
+def test_gradcheck_and_gradgradcheck(dims, mode):
+    x, grid = make_inputs(dims, points=(2, 2), channels=2, batch=1)
+    x.requires_grad_()
+    grid.requires_grad_()
+    for smoothstep in ([False, True] if mode == "bilinear" else [False]):
+        for padding in ["zeros", "reflection"]:
+
+            def fn(a, g, padding=padding, smoothstep=smoothstep):
+                return compiled_sample(a, g, mode, padding, False, smoothstep)
+
+            assert torch.autograd.gradcheck(fn, (x, grid))
+            assert torch.autograd.gradgradcheck(fn, (x, grid))
+
+
+def test_third_order_names_reference_backend():
+    x, grid = make_inputs(2)
+    grid.requires_grad_()
+    out = compiled_sample(x, grid, "bilinear", "zeros", False, True)
+    (g,) = torch.autograd.grad(out.sum(), grid, create_graph=True)
+    (gg,) = torch.autograd.grad(g.pow(2).sum(), grid, create_graph=True)
+    with pytest.raises(RuntimeError, match="TORCHSAMPLE_BACKEND=reference"):
+        torch.autograd.grad(gg.sum(), grid)
+
+
+def _opcheck_samples():
+    for dims, mode, padding, align in [
+        (2, 0, 0, False),
+        (2, 2, 2, True),
+        (3, 0, 1, True),
+        (3, 1, 2, False),
+    ]:
+        x, grid = make_inputs(dims, points=(2, 3), channels=2)
+        smooth = mode == 0 and dims == 3
+        args = (mode, padding, align, smooth)
+        out = OPS.grid_sample(x, grid, *args)
+        go = torch.randn_like(out)
+        yield dims, x, grid, go, args
+
+
+@pytest.mark.parametrize("sample", list(range(4)))
+def test_opcheck_every_op(sample):
+    dims, x, grid, go, args = list(_opcheck_samples())[sample]
+    xr = x.clone().requires_grad_()
+    gr = grid.clone().requires_grad_()
+    torch.library.opcheck(OPS.grid_sample, (xr, gr, *args))
+    torch.library.opcheck(OPS.grid_sample_backward, (go, xr, gr, *args, [True, True]))
+    torch.library.opcheck(OPS.grid_sample_backward, (go, x, grid, *args, [False, True]))
+    gg_x, gg_g = torch.randn_like(x), torch.randn_like(grid)
+    torch.library.opcheck(
+        OPS.grid_sample_double_backward, (gg_x, gg_g, go, x, grid, *args, [True, True, True])
+    )
+    torch.library.opcheck(
+        OPS.grid_sample_double_backward, (None, gg_g, go, x, grid, *args, [False, True, True])
+    )
+
+
+def _eikonal_loss(x, grid):
+    out = compiled_sample(x, grid, "bilinear", "border", False, True)
+    (g,) = torch.autograd.grad(out.sum(), grid, create_graph=True)
+    return ((g.norm(dim=-1) - 1) ** 2).mean()
+
+
+def test_torch_compile_fullgraph_double_backward():
+    x, grid = make_inputs(3, points=(2, 3))
+    x.requires_grad_()
+    grid.requires_grad_()
+    eager = _eikonal_loss(x, grid)
+    expected = torch.autograd.grad(eager, (x, grid))
+    compiled_loss = torch.compile(_eikonal_loss, fullgraph=True, backend="aot_eager")
+    # Tracing torch.autograd.grad inside the graph is opt-in.
+    with torch._dynamo.config.patch(trace_autograd_ops=True):
+        loss = compiled_loss(x, grid)
+    got = torch.autograd.grad(loss, (x, grid))
+    torch.testing.assert_close(loss, eager)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)
+
+
+HOSTILE = [float("nan"), float("inf"), -float("inf"), 1e30, -1e30, 1.0, -1.0, 1.0 + 1e-7,
+           -1.0 - 1e-7, 0.0]
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=_case_id)
+def test_hostile_coordinates(case):
+    dims, mode, padding, align = case
+    x, _ = make_inputs(dims, channels=2, batch=1)
+    values = torch.tensor(HOSTILE, dtype=torch.float64)
+    # Every hostile value on every axis, paired with ordinary values elsewhere.
+    coords = torch.cartesian_prod(*[values] * dims)
+    grid = coords.view(1, 1, -1, dims) if dims == 2 else coords.view(1, 1, 1, -1, dims)
+    out = compiled_sample(x, grid, mode, padding, align)
+    assert out.shape == (1, 2, *grid.shape[1:-1])
+    # F.grid_sample's own 2D and 3D CPU kernels disagree on NaN and infinite
+    # coordinates, so those only have to stay in bounds; finite coordinates,
+    # however extreme, must match it, except that its vectorized 2D kernel
+    # reflects 1e30 without an exact fmod (we follow its exact 3D kernel).
+    limit = 1e3 if padding == "reflection" else math.inf
+    finite = (coords.abs() < limit).all(dim=-1)
+    want = F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=align)
+    got_flat, want_flat = out.reshape(2, -1), want.reshape(2, -1)
+    torch.testing.assert_close(got_flat[:, finite], want_flat[:, finite], rtol=1e-12, atol=1e-12)
+    if mode != "bicubic":
+        # Linear and nearest results are convex combinations of input values
+        # (or zero): anything else would be an out-of-bounds read.
+        lo, hi = x.min().item(), x.max().item()
+        bounded = got_flat[:, ~finite]
+        assert bool(((bounded >= min(lo, 0.0)) & (bounded <= max(hi, 0.0))).all())
+    grid.requires_grad_()
+    xg = x.clone().requires_grad_()
+    out = compiled_sample(xg, grid, mode, padding, align)
+    gx, gg = torch.autograd.grad(out.sum(), (xg, grid))
+    assert gx.shape == x.shape and gg.shape == grid.shape
+    if mode != "bicubic":
+        assert bool(torch.isfinite(gx).all())
+        # Each point spreads exactly its total weight (<= 1 per channel).
+        assert gx.sum().item() <= coords.shape[0] * 2 + 1e-9
+
+
+def _layout_view(layout, dims):
+    memory_format = torch.channels_last if dims == 2 else torch.channels_last_3d
+    return {
+        "channels_last": lambda a: a.contiguous(memory_format=memory_format),
+        "transposed": lambda a: a.transpose(-1, -2).contiguous().transpose(-1, -2),
+        "sliced": lambda a: torch.cat([a, a], dim=1)[:, ::2],
+        "expanded": lambda a: a[:1].expand_as(a),
+    }[layout]
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("layout", ["channels_last", "transposed", "sliced", "expanded"])
+def test_strided_inputs(dims, layout):
+    x, grid = make_inputs(dims, channels=4)
+    view = _layout_view(layout, dims)
+    transposed_grid = grid.transpose(1, 2).contiguous().transpose(1, 2)
+    for g in (grid, transposed_grid):
+        want = first_and_second(lambda a, b: F.grid_sample(view(a), b, align_corners=False), x, g)
+        got = first_and_second(lambda a, b: compiled_sample(view(a), b), x, g)
+        for a, b in zip((got[0], *got[1], *got[2]), (want[0], *want[1], *want[2])):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("layout", ["channels_last", "transposed", "sliced", "expanded"])
+def test_ops_read_any_strides(dims, layout):
+    # The ops themselves, without the wrapper's channels-last copy.
+    x, grid = make_inputs(dims, channels=4)
+    strided = _layout_view(layout, dims)(x)
+    dense = strided.contiguous()
+    args = (0, 2, False, True)
+    out = OPS.grid_sample(strided, grid, *args)
+    torch.testing.assert_close(out, OPS.grid_sample(dense, grid, *args), rtol=0, atol=0)
+    go = torch.randn_like(out).transpose(-1, -2).contiguous().transpose(-1, -2)
+    for got, want in zip(OPS.grid_sample_backward(go, strided, grid, *args, [True, True]),
+                         OPS.grid_sample_backward(go, dense, grid, *args, [True, True])):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    gg_x, gg_g = torch.randn_like(dense).transpose(0, 1).contiguous().transpose(0, 1), grid * 0.5
+    mask = [True, True, True]
+    for got, want in zip(
+        OPS.grid_sample_double_backward(gg_x, gg_g, go, strided, grid, *args, mask),
+        OPS.grid_sample_double_backward(gg_x, gg_g, go, dense, grid, *args, mask),
+    ):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_direct_op_on_channels_last_returns_matching_layout():
+    x, grid = make_inputs(2, channels=4)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    go = torch.randn(2, 4, 3, 4, dtype=torch.float64)
+    gx, gg = OPS.grid_sample_backward(go, x_cl, grid, 0, 0, False, False, [True, True])
+    gx_ref, gg_ref = OPS.grid_sample_backward(go, x, grid, 0, 0, False, False, [True, True])
+    assert gx.stride() == x_cl.stride()
+    torch.testing.assert_close(gx, gx_ref)
+    torch.testing.assert_close(gg, gg_ref)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_empty_batch_and_zero_points(dims):
+    x, grid = make_inputs(dims)
+    empty_batch_x, empty_batch_grid = x[:0], grid[:0]
+    zero_points = grid[:, :0]
+    for a, g in [(empty_batch_x, empty_batch_grid), (x, zero_points), (x[:, :0], grid)]:
+        a = a.clone().requires_grad_()
+        g = g.clone().requires_grad_()
+        out = compiled_sample(a, g, "bilinear", "zeros", False, True)
+        assert out.shape == (a.shape[0], a.shape[1], *g.shape[1:-1])
+        (gx, gg) = torch.autograd.grad(out.sum(), (a, g), create_graph=True, allow_unused=True)
+        assert gx.shape == a.shape and gg.shape == g.shape
+        assert not gx.any() and not gg.any()
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int32, torch.int64, torch.bool])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_integer_nearest_exact(dtype, dims):
+    x, grid = make_inputs(dims)
+    labels = (x * 1000).to(torch.int64) % (2 if dtype == torch.bool else 200)
+    labels = labels.to(dtype)
+    out = compiled_sample(labels, grid, "nearest", "zeros", False)
+    assert out.dtype == dtype
+    want = F.grid_sample(labels.double(), grid, mode="nearest", align_corners=False)
+    assert torch.equal(out, want.to(dtype))
+
+
+def test_integer_input_refused_for_bilinear():
+    x, grid = make_inputs(2)
+    reason = compiled.unsupported_reason(x.long(), grid, "bilinear", "zeros", False, False)
+    assert "nearest" in reason
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float16, 2e-2),
+                                       (torch.bfloat16, 8e-2)])
+def test_reduced_precision_close_to_float64(dtype, tol):
+    x, grid = make_inputs(3, channels=8)
+    exact = first_and_second(lambda a, g: compiled_sample(a, g, "bilinear", "border", False, True),
+                             x, grid)
+    low = first_and_second(lambda a, g: compiled_sample(a, g, "bilinear", "border", False, True),
+                           x.to(dtype), grid.to(dtype))
+    for got, want in zip((low[0], *low[1], *low[2]), (exact[0], *exact[1], *exact[2])):
+        assert got.dtype == dtype
+        scale = want.abs().max().item() + 1
+        assert (got.double() - want).abs().max().item() <= tol * scale
+
+
+def test_parallel_result_independent_of_thread_count():
+    x, grid = make_inputs(3, points=(64, 64), channels=5, batch=1)
+    x.requires_grad_()
+    grid.requires_grad_()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = first_and_second(lambda a, g: compiled_sample(a, g), x, grid)
+        torch.set_num_threads(max(2, threads))
+        parallel = first_and_second(lambda a, g: compiled_sample(a, g), x, grid)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip((serial[0], *serial[1], *serial[2]), (parallel[0], *parallel[1],
+                                                          *parallel[2])):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_known_values_bilinear_corners_and_midpoints():
+    image = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=torch.float64)
+    # align_corners=True: corners, the middle and the top edge's midpoint.
+    grid = torch.tensor([[[[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0], [0.0, -1.0]]]],
+                        dtype=torch.float64)
+    out = compiled_sample(image, grid, "bilinear", "zeros", True)
+    assert out.flatten().tolist() == [1.0, 4.0, 2.5, 1.5]
+    assert not math.isnan(out.sum().item())
+
+
+@CUDA
+@needs_gpu
+@pytest.mark.parametrize("case", ALL_CASES, ids=_case_id)
+def test_cuda_matches_cpu(case):
+    dims, mode, padding, align = case
+    x, grid = make_inputs(dims)
+    smooth = mode == "bilinear"
+
+    def ours(a, g):
+        return compiled_sample(a, g, mode, padding, align, smooth)
+
+    cpu = first_and_second(ours, x, grid)
+    gpu = first_and_second(ours, x.cuda(), grid.cuda())
+    for a, b in zip((gpu[0], *gpu[1], *gpu[2]), (cpu[0], *cpu[1], *cpu[2])):
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-9)
+
+
+@CUDA
+@needs_gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_cuda_reduced_precision_and_hostile(dtype):
+    x, grid = make_inputs(3, channels=8)
+    grid[0, 0, 0, 0] = float("nan")
+    grid[0, 0, 0, 1] = 1e30
+    grid[1, 0, 0, 0] = -float("inf")
+    out_gpu = compiled_sample(x.cuda().to(dtype), grid.cuda().to(dtype), "bilinear", "border")
+    out_cpu = compiled_sample(x.to(dtype), grid.to(dtype), "bilinear", "border")
+    torch.testing.assert_close(out_gpu.cpu(), out_cpu, rtol=2e-2, atol=2e-2)
+
+
+@CUDA
+@needs_gpu
+def test_cuda_integer_nearest():
+    x, grid = make_inputs(2)
+    labels = (x * 100).to(torch.int32)
+    out = compiled_sample(labels.cuda(), grid.cuda(), "nearest", "zeros", False)
+    assert torch.equal(out.cpu(), compiled_sample(labels, grid, "nearest", "zeros", False))
