@@ -103,8 +103,8 @@ def machine_info(device: torch.device | str, threads: int | None = None) -> dict
     -------
     dict
         CPU model, logical CPU count, pinned threads, OS, Python, torch and
-        CUDA versions, the checkout's git revision, and for CUDA the GPU name, memory, compute capability
-        and peak memory bandwidth.
+        CUDA versions, the checkout's git revision, and for CUDA the GPU name,
+        memory, compute capability and peak memory bandwidth.
     """
     device = torch.device(device)
     info = {
@@ -224,9 +224,7 @@ def measure_time(
         stmt="fn()", globals={"fn": fn}, num_threads=threads, label=label
     )
     measurement = timer.blocked_autorange(min_run_time=min_run_time)
-    return Timing(
-        median_s=measurement.median, iqr_s=measurement.iqr, runs=len(measurement.times)
-    )
+    return Timing(median_s=measurement.median, iqr_s=measurement.iqr, runs=len(measurement.times))
 
 
 @functools.cache

@@ -310,7 +310,7 @@ def _measure(workload, backend, case, inputs, device, threads, min_run_time) -> 
         fn = make_workload(workload, backend, case, inputs)
         timing = _common.measure_time(fn, threads, min_run_time, label=case.name)
         memory = _common.measure_peak_memory(fn, device)
-    except Exception as error:  # a failing backend must not hide the others' figures
+    except Exception as error:  # noqa: BLE001  (a failing backend must not hide the others)
         return {"status": "failed", "reason": f"{type(error).__name__}: {error}"}
     return {
         "status": "ok",
@@ -417,7 +417,11 @@ def run(
     rows = []
     for case in cases:
         rows += measure_case(
-            case, backends, device, threads, min_run_time,
+            case,
+            backends,
+            device,
+            threads,
+            min_run_time,
             report=lambda row: print(_format_row(row), file=out, flush=True),
         )
     print("\nspeed-up versus native, or reference where marked (higher is faster)", file=out)
@@ -428,7 +432,8 @@ def run(
             "device": device,
             "threads": threads,
             "baseline": BASELINE,
-            "timing": f"torch.utils.benchmark blocked_autorange median, min_run_time={min_run_time}",
+            "timing": "torch.utils.benchmark blocked_autorange median, "
+            f"min_run_time={min_run_time}",
             "memory_method": memory_method,
             "bandwidth_estimate": "forward bytes = grid + output + points*channels*corners "
             "values, over the median time, as a fraction of the device's peak DRAM bandwidth",

@@ -26,7 +26,7 @@ FIGURES_SRC = DOCS / "figures"
 FIGURES_OUT = DOCS / "_generated_figures"
 sys.path.insert(0, str(ROOT))
 
-import torchsample  # noqa: E402  (needs the checkout on sys.path)
+import torchsample  # from the checkout inserted above, not an installed copy
 
 project = "torchsample"
 author = "torchsample developers"

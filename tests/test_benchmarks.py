@@ -11,8 +11,14 @@ from benchmarks import grid_sample as bench
 from torchsample.ops import BACKENDS
 
 TINY = bench.Case(size=(8, 8), channels=2, points=64, workloads=bench.WORKLOADS)
-TINY_SMOOTH = bench.Case(size=(6, 5, 4), channels=3, points=32, workloads=bench.WORKLOADS,
-                         smoothstep=True, channels_last=True)
+TINY_SMOOTH = bench.Case(
+    size=(6, 5, 4),
+    channels=3,
+    points=32,
+    workloads=bench.WORKLOADS,
+    smoothstep=True,
+    channels_last=True,
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +31,9 @@ def payload():
 
 def test_results_cover_every_case_workload_and_backend(payload):
     seen = {(r["case"], r["workload"], r["backend"]) for r in payload["results"]}
-    expected = {(c.name, w, b) for c in (TINY, TINY_SMOOTH) for w in bench.WORKLOADS
-                for b in BACKENDS}
+    expected = {
+        (c.name, w, b) for c in (TINY, TINY_SMOOTH) for w in bench.WORKLOADS for b in BACKENDS
+    }
     assert seen == expected
     assert len(payload["results"]) == len(expected)
     assert set(payload["cases"]) == {TINY.name, TINY_SMOOTH.name}
@@ -50,15 +57,17 @@ def test_native_is_the_baseline_and_skips_smoothstep(payload):
         reference = rows[(TINY.name, workload, "reference")]
         native = rows[(TINY.name, workload, "native")]
         assert reference["speedup_vs_native"] == pytest.approx(
-            native["time_s"] / reference["time_s"])
+            native["time_s"] / reference["time_s"]
+        )
         smooth_native = rows[(TINY_SMOOTH.name, workload, "native")]
         assert smooth_native["status"] == "skipped" and "smoothstep" in smooth_native["reason"]
         assert rows[(TINY_SMOOTH.name, workload, "reference")]["speedup_vs_native"] is None
 
 
 def test_json_round_trip_and_machine(payload, tmp_path):
-    path = _common.write_json(tmp_path / "out" / "r.json", {k: v for k, v in payload.items()
-                                                            if k != "stdout"})
+    path = _common.write_json(
+        tmp_path / "out" / "r.json", {k: v for k, v in payload.items() if k != "stdout"}
+    )
     loaded = json.loads(path.read_text())
     assert loaded["machine"]["torch"] == torch.__version__
     assert loaded["machine"]["threads"] == 1
@@ -92,8 +101,9 @@ def test_workloads_agree_across_backends(workload):
     inputs = bench.Inputs(*(t.double() for t in (inputs.input, inputs.grid, inputs.upstream)))
     native = bench.make_workload(workload, BACKENDS["native"], case, inputs)()
     reference = bench.make_workload(workload, BACKENDS["reference"], case, inputs)()
-    for a, b in zip(torch.utils._pytree.tree_leaves(native),
-                    torch.utils._pytree.tree_leaves(reference)):
+    for a, b in zip(
+        torch.utils._pytree.tree_leaves(native), torch.utils._pytree.tree_leaves(reference)
+    ):
         torch.testing.assert_close(a, b)
 
 
@@ -126,12 +136,22 @@ def test_unknown_workload_is_rejected():
 def test_speedup_summary_uses_native_else_reference():
     def row(case, backend, time_s=None):
         status = "skipped" if time_s is None else "ok"
-        return {"case": case, "workload": "forward", "backend": backend, "status": status,
-                "time_s": time_s}
+        return {
+            "case": case,
+            "workload": "forward",
+            "backend": backend,
+            "status": status,
+            "time_s": time_s,
+        }
 
-    rows = [row("plain", "compiled", 0.5), row("plain", "native", 1.0),
-            row("plain", "reference", 4.0), row("smooth", "compiled", 0.5),
-            row("smooth", "native"), row("smooth", "reference", 2.0)]
+    rows = [
+        row("plain", "compiled", 0.5),
+        row("plain", "native", 1.0),
+        row("plain", "reference", 4.0),
+        row("smooth", "compiled", 0.5),
+        row("smooth", "native"),
+        row("smooth", "reference", 2.0),
+    ]
     lines = bench.speedup_summary(rows, ["compiled", "native", "reference"]).splitlines()
     assert lines[2].split() == ["plain", "forward", "2.00x", "1.00x", "0.25x"]
     assert lines[3].split() == ["smooth", "forward", "4.00x", "ref", "skipped", "1.00x", "ref"]

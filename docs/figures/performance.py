@@ -1,4 +1,4 @@
-"""Tables and plots for the performance page, from ``benchmarks/results/*.json``.
+"""Tables and plots for the performance page, from ``benchmarks/results/grid_sample-*.json``.
 
 For every results file (one per kind of device) :func:`make` writes a plot of
 each backend's speed-up over ``F.grid_sample`` per case and workload, and
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
+matplotlib.use("Agg")  # headless builds; must come before pyplot is imported
+import matplotlib.pyplot as plt
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 WORKLOAD_NAMES = {
@@ -90,18 +90,24 @@ def _section(path, payload, backends, rows, image):
     title = f"{path.stem}: {device}"
     lines = [title, "-" * len(title), ""]
     lines += [
-        f"- device: ``{settings['device']}``; CPU {machine['cpu_model']}, "
-        f"{settings['threads']} threads pinned ({machine['cpu_count']} logical CPUs)",
-        f"- torch {machine['torch']}, CUDA {machine['torch_cuda'] or 'none'}, "
-        f"measured {machine['date_utc']}",
+        (
+            f"- device: ``{settings['device']}``; CPU {machine['cpu_model']}, "
+            f"{settings['threads']} threads pinned ({machine['cpu_count']} logical CPUs)"
+        ),
+        (
+            f"- torch {machine['torch']}, CUDA {machine['torch_cuda'] or 'none'}, "
+            f"measured {machine['date_utc']}, source {machine.get('source_revision')}"
+        ),
         f"- timing: {settings['timing']}",
         f"- peak memory: {settings['memory_method']}",
         "",
         f".. figure:: {image.parent.name}/{image.name}",
         f"   :alt: speed-up over {settings['baseline']} per case, {path.stem}",
         "",
-        f"   Speed-up of each backend over ``{settings['baseline']}``. Cases it cannot "
-        "serve, such as smoothstep, are only in the table, compared with ``reference``.",
+        (
+            f"   Speed-up of each backend over ``{settings['baseline']}``. Cases it cannot "
+            "serve, such as smoothstep, are only in the table, compared with ``reference``."
+        ),
         "",
         ".. list-table::",
         "   :header-rows: 1",
@@ -113,8 +119,7 @@ def _section(path, payload, backends, rows, image):
     for (case, workload), by_backend in rows.items():
         lines += [f"   * - {case}", f"     - {WORKLOAD_NAMES[workload]}"]
         lines += [
-            f"     - {_cell(by_backend.get(b), by_backend, settings['baseline'])}"
-            for b in backends
+            f"     - {_cell(by_backend.get(b), by_backend, settings['baseline'])}" for b in backends
         ]
     return lines + [""]
 
@@ -128,7 +133,7 @@ def make(outdir):
     outdir = Path(outdir)
     written = []
     lines = []
-    for path in sorted(RESULTS.glob("*.json")):
+    for path in sorted(RESULTS.glob("grid_sample-*.json")):
         payload, backends, rows = _load(path)
         image = outdir / f"performance-{path.stem}.png"
         _plot(rows, backends, payload["settings"]["baseline"], path.stem, image)

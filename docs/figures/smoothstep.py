@@ -4,11 +4,11 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
-import torch  # noqa: E402
+matplotlib.use("Agg")  # headless builds; must come before pyplot is imported
+import matplotlib.pyplot as plt
+import torch
 
-import torchsample as ts  # noqa: E402
+import torchsample as ts
 
 VALUES = (0.0, 1.0, 0.3, 0.8, 0.2)
 
@@ -40,8 +40,11 @@ def make(outdir):
     for ax in (top, bottom):
         for node in nodes:
             ax.axvline(float(node), color="0.85", linewidth=0.8, zorder=0)
-    fig.suptitle("Linear weights give a kinked curve with a jumping slope;\n"
-                 "smoothstep weights give a continuous slope, zero at every pixel", fontsize=10)
+    fig.suptitle(
+        "Linear weights give a kinked curve with a jumping slope;\n"
+        "smoothstep weights give a continuous slope, zero at every pixel",
+        fontsize=10,
+    )
     fig.tight_layout()
     path = Path(outdir) / "smoothstep.png"
     fig.savefig(path, dpi=110)
