@@ -51,7 +51,7 @@ def _plot(rows, backends, baseline, title, path):
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xscale("log")
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.invert_yaxis()
+    ax.set_ylim(len(labels) - 0.5, -0.5)  # first case on top, no empty margins
     ax.set_xlabel(f"speed-up over {baseline} (log scale; right of the line is faster)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="best")
