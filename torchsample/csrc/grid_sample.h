@@ -39,6 +39,10 @@ HOST_DEVICE int hessian_slot(int d, int e) {
 
 template <typename T>
 struct Stencil {
+  // Bicubic weights of a NaN or infinite coordinate are NaN.  PyTorch then
+  // returns NaN even where every tap is outside the input; kernels add
+  // `nan_weights ? NaN : 0` to outputs and grid gradients to do the same.
+  bool nan_weights;
   int size;                  // number of taps inside the input
   int64_t offset[kMaxTaps];  // memory offset of each tap within one channel
   T weight[kMaxTaps];
@@ -172,6 +176,7 @@ HOST_DEVICE void upper_weight(T t, bool smoothstep, T* w, T* dw, T* d2w) {
 // its derivatives with respect to the normalized coordinate.
 template <typename T>
 struct AxisTaps {
+  bool nan_weights;
   int size;
   int64_t index[4];
   T weight[4];
@@ -195,12 +200,14 @@ HOST_DEVICE void push_tap(AxisTaps<T>* taps, T coord, int64_t extent, T w, T dw,
 template <typename T>
 HOST_DEVICE void axis_taps(T coord, int64_t extent, const Geometry& geo, AxisTaps<T>* taps) {
   taps->size = 0;
+  taps->nan_weights = false;
   T scale;
   T x = unnormalize(coord, extent, geo.align_corners, &scale);
   if (geo.interpolation == kBicubic) {
     // Bicubic pads each tap rather than the coordinate (PyTorch does the same).
     const T base = std::floor(x);
     const T t = x - base;
+    taps->nan_weights = t != t;
     T w[4], dw[4], d2w[4];
     cubic_far(t + 1, &w[0], &dw[0], &d2w[0]);
     cubic_near(t, &w[1], &dw[1], &d2w[1]);
@@ -241,6 +248,7 @@ HOST_DEVICE void make_stencil(const T* coord, const Geometry& geo, int order, St
   for (int d = 0; d < geo.dims; ++d) {
     axis_taps(coord[d], geo.size[d], geo, &axes[d]);
   }
+  st->nan_weights = axes[0].nan_weights || axes[1].nan_weights;
   if (geo.dims == 2) {
     axes[2].size = 1;
     axes[2].index[0] = 0;
@@ -280,6 +288,12 @@ HOST_DEVICE void make_stencil(const T* coord, const Geometry& geo, int order, St
     }
   }
   st->size = n;
+}
+
+// What a kernel adds to an output or grid gradient: NaN for NaN weights.
+template <typename T>
+HOST_DEVICE T nan_bias(const Stencil<T>& st) {
+  return st.nan_weights ? T(NAN) : T(0);
 }
 
 }  // namespace torchsample

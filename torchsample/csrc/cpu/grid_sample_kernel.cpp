@@ -156,7 +156,7 @@ void forward_kernel(const at::Tensor& input, const at::Tensor& grid, const at::T
       make_stencil(coord, geo, 0, &st);
       for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
         const int64_t count = std::min(kBlock, l.C - c0);
-        std::fill(acc, acc + count, opmath_t(0));
+        std::fill(acc, acc + count, nan_bias(st));
         const scalar_t* in_c = in + n * l.in_sN + c0 * l.in_sC;
         for (int k = 0; k < st.size; ++k) {
           axpy_block(st.weight[k], in_c + st.offset[k], l.in_sC, count, acc);
@@ -240,7 +240,8 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
       const int64_t n = i / l.P, p = i - n * l.P;
       load_coord(g + i * dims, dims, coord);
       make_stencil(coord, geo, want_grid ? 1 : 0, &st);
-      opmath_t acc[3] = {0, 0, 0};
+      const opmath_t bias = nan_bias(st);
+      opmath_t acc[3] = {bias, bias, bias};
       for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
         const int64_t count = std::min(kBlock, l.C - c0);
         load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
@@ -322,11 +323,12 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
           }
         }
       }
-      opmath_t acc[3] = {0, 0, 0};
+      const opmath_t bias = nan_bias(st);
+      opmath_t acc[3] = {bias, bias, bias};
       for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
         const int64_t count = std::min(kBlock, l.C - c0);
         load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
-        std::fill(out, out + count, opmath_t(0));
+        std::fill(out, out + count, nan_bias(st));
         const int64_t base = n * l.in_sN + c0 * l.in_sC;
         for (int k = 0; k < st.size; ++k) {
           const int64_t at = base + st.offset[k];

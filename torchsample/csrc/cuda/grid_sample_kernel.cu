@@ -72,7 +72,7 @@ __global__ void forward_kernel(const scalar_t* __restrict__ in, const scalar_t* 
   const scalar_t* in_n = in + n * l.in_sN;
   for (int64_t c = 0; c < l.C; ++c) {
     const scalar_t* in_c = in_n + c * l.in_sC;
-    opmath_t acc = 0;
+    opmath_t acc = nan_bias(st);
     for (int k = 0; k < st.size; ++k) {
       acc += st.weight[k] * static_cast<opmath_t>(in_c[st.offset[k]]);
     }
@@ -115,7 +115,8 @@ __global__ void backward_kernel(const scalar_t* __restrict__ go,
   load_coord(g + i * dims, dims, coord);
   Stencil<opmath_t> st;
   make_stencil(coord, geo, ggrid ? 1 : 0, &st);
-  opmath_t acc[3] = {0, 0, 0};
+  const opmath_t bias = nan_bias(st);
+  opmath_t acc[3] = {bias, bias, bias};
   for (int64_t c = 0; c < l.C; ++c) {
     const opmath_t gout = static_cast<opmath_t>(go[n * l.go_sN + c * l.go_sC + p * l.go_sP]);
     const int64_t base = n * l.in_sN + c * l.in_sC;
@@ -184,11 +185,12 @@ __global__ void double_backward_kernel(const scalar_t* __restrict__ ggi,
       }
     }
   }
-  opmath_t acc[3] = {0, 0, 0};
+  const opmath_t bias = nan_bias(st);
+  opmath_t acc[3] = {bias, bias, bias};
   for (int64_t c = 0; c < l.C; ++c) {
     const opmath_t gout = static_cast<opmath_t>(go[n * l.go_sN + c * l.go_sC + p * l.go_sP]);
     const int64_t base = n * l.in_sN + c * l.in_sC;
-    opmath_t out = 0;
+    opmath_t out = nan_bias(st);
     for (int k = 0; k < st.size; ++k) {
       const int64_t at = base + st.offset[k];
       if (ggi) {
