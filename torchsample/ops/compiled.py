@@ -170,9 +170,30 @@ def _setup_backward_context(ctx, inputs, output):
     ctx.output_mask = tuple(output_mask)
 
 
+def _output_mask(ctx, count: int) -> list[bool]:
+    """Which of the first ``count`` inputs this backward pass really needs.
+
+    ``needs_input_grad`` only says which inputs require grad; an eikonal loss
+    asks for the grid gradient alone while the features require grad too, and
+    skipping the unwanted input gradient saves a full-size scatter.  The
+    engine knows which nodes it will run (it cannot say for leaves during
+    ``torch.autograd.grad``); traced graphs keep the static mask.
+    """
+    mask = list(ctx.needs_input_grad[:count])
+    if torch.compiler.is_compiling():
+        return mask
+    for i, (node, _) in enumerate(ctx.next_functions[:count]):
+        if mask[i] and node is not None and not isinstance(node, _AccumulateGrad):
+            mask[i] = torch._C._will_engine_execute_node(node)
+    return mask
+
+
+_AccumulateGrad = torch._C._functions.AccumulateGrad
+
+
 def _grid_sample_grad(ctx, grad_output):
     input, grid = ctx.saved_tensors
-    mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1]]
+    mask = _output_mask(ctx, 2)
     grad_input, grad_grid = torch.ops.torchsample.grid_sample_backward(
         grad_output, input, grid, *ctx.options, mask
     )
@@ -186,7 +207,7 @@ def _grid_sample_backward_grad(ctx, grad_grad_input, grad_grad_grid):
     # Outputs the backward op left empty carry no gradient.
     grad_grad_input = grad_grad_input if computed_input else None
     grad_grad_grid = grad_grad_grid if computed_grid else None
-    mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]]
+    mask = _output_mask(ctx, 3)
     grad_grad_output, grad_input, grad_grid = torch.ops.torchsample.grid_sample_double_backward(
         grad_grad_input, grad_grad_grid, grad_output, input, grid, *ctx.options, mask
     )
