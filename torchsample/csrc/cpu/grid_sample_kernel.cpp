@@ -1,8 +1,7 @@
 // CPU kernels of the grid-sample ops.
 //
-// Work is split over points.  Kernels that scatter into a buffer shaped like
-// the input give each thread its own buffer (summed at the end), so no two
-// threads ever add into the same element.  Arithmetic runs in
+// Work is split over points.  Kernels that scatter into the input gradient
+// add atomically when several threads run.  Arithmetic runs in
 // at::opmath_type (float for half and bfloat16).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -11,6 +10,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <tuple>
 #include <vector>
 
@@ -20,35 +20,18 @@
 namespace torchsample {
 namespace {
 
-// Extra full-size input-gradient buffers the scatter kernels may allocate
-// (one per additional thread), capped so memory stays a small multiple of
-// the input's.
-int64_t scatter_slots(const at::Tensor& input) {
-  const int64_t threads = at::get_num_threads();
-  const int64_t bytes = std::max<int64_t>(1, input.numel() * 8);
-  const int64_t budget = std::max<int64_t>(int64_t(1) << 28, 2 * bytes);
-  return std::max<int64_t>(1, std::min<int64_t>(threads, 1 + budget / bytes));
-}
-
-// Runs body(slot, begin, end) over ranges of the flattened (batch, point)
-// index.  Gathering kernels get fine-grained ranges on every thread; a
-// scattering kernel gets exactly `slots` ranges, one per private buffer.
+// Runs body(begin, end, shared) over ranges of the flattened (batch, point)
+// index; `shared` is true when other threads run at the same time, so
+// scatters into the input gradient must be atomic.
 template <typename F>
-void for_each_range(int64_t total, int64_t channels, int64_t slots, bool scatter,
-                    const F& body) {
+void for_each_range(int64_t total, int64_t channels, const F& body) {
   if (total == 0) {
     return;
   }
-  if (scatter) {
-    at::parallel_for(0, slots, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t slot = begin; slot < end; ++slot) {
-        body(slot, total * slot / slots, total * (slot + 1) / slots);
-      }
-    });
-    return;
-  }
   const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(channels, 1));
-  at::parallel_for(0, total, grain, [&](int64_t begin, int64_t end) { body(0, begin, end); });
+  const bool shared = at::get_num_threads() > 1 && total > grain;
+  at::parallel_for(0, total, grain,
+                   [&](int64_t begin, int64_t end) { body(begin, end, shared); });
 }
 
 template <typename scalar_t, typename T>
@@ -100,10 +83,16 @@ inline T dot_block(const T* a, const scalar_t* src, int64_t stride, int64_t coun
   return sum;
 }
 
-// dst[c * stride] += w * a[c] for a block of channels.
+// dst[c * stride] += w * a[c] for a block of channels.  Threads share the
+// destination; collisions are rare (random points), so relaxed atomic adds
+// cost less than per-thread copies of the whole gradient.
 template <typename T>
-inline void scatter_block(T w, const T* a, int64_t stride, int64_t count, T* dst) {
-  if (stride == 1) {
+inline void scatter_block(T w, const T* a, int64_t stride, int64_t count, T* dst, bool shared) {
+  if (shared) {
+    for (int64_t c = 0; c < count; ++c) {
+      std::atomic_ref<T>(dst[c * stride]).fetch_add(w * a[c], std::memory_order_relaxed);
+    }
+  } else if (stride == 1) {
     for (int64_t c = 0; c < count; ++c) {
       dst[c] += w * a[c];
     }
@@ -146,7 +135,7 @@ void forward_kernel(const at::Tensor& input, const at::Tensor& grid, const at::T
   const scalar_t* in = input.const_data_ptr<scalar_t>();
   const scalar_t* g = grid.const_data_ptr<scalar_t>();
   scalar_t* out = output.mutable_data_ptr<scalar_t>();
-  for_each_range(l.N * l.P, l.C, 1, false, [&](int64_t, int64_t begin, int64_t end) {
+  for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end, bool) {
     Stencil<opmath_t> st;
     opmath_t coord[3];
     opmath_t acc[kBlock];
@@ -179,7 +168,7 @@ at::Tensor nearest_offsets(const at::Tensor& grid, const Geometry& geo) {
   at::Tensor offsets = at::empty({N, P}, grid.options().dtype(at::kLong));
   const coord_t* g = grid.const_data_ptr<coord_t>();
   int64_t* off = offsets.mutable_data_ptr<int64_t>();
-  for_each_range(N * P, 1, 1, false, [&](int64_t, int64_t begin, int64_t end) {
+  for_each_range(N * P, 1, [&](int64_t begin, int64_t end, bool) {
     Stencil<coord_t> st;
     coord_t coord[3];
     for (int64_t i = begin; i < end; ++i) {
@@ -199,40 +188,22 @@ at::Tensor nearest_integer_forward(const at::Tensor& input, const at::Tensor& gr
   return gather_nearest(input, offsets, geo);
 }
 
-// Zeroed input-gradient accumulators: slot 0 is `first`, the others are
-// fresh buffers with its layout.
-std::vector<at::Tensor> scatter_buffers(const at::Tensor& first, int64_t slots) {
-  std::vector<at::Tensor> buffers = {first};
-  for (int64_t s = 1; s < slots; ++s) {
-    buffers.push_back(at::zeros_like(first));
-  }
-  return buffers;
-}
-
-void reduce_scatter_buffers(const std::vector<at::Tensor>& buffers) {
-  for (size_t s = 1; s < buffers.size(); ++s) {
-    buffers[0].add_(buffers[s]);
-  }
-}
-
 // --------------------------------------------------------------- backward --
 
 template <typename scalar_t>
 void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
-                     const at::Tensor& grid, const std::vector<at::Tensor>& grad_input,
+                     const at::Tensor& grid, const at::Tensor& grad_input,
                      const at::Tensor& grad_grid, const Geometry& geo) {
   using opmath_t = at::opmath_type<scalar_t>;
   const Layout l = make_layout(input, grid, grad_output);
-  const bool want_input = !grad_input.empty(), want_grid = grad_grid.defined();
+  const bool want_input = grad_input.defined(), want_grid = grad_grid.defined();
   const scalar_t* in = input.const_data_ptr<scalar_t>();
   const scalar_t* g = grid.const_data_ptr<scalar_t>();
   const scalar_t* go = grad_output.const_data_ptr<scalar_t>();
   opmath_t* ggrid = want_grid ? grad_grid.mutable_data_ptr<opmath_t>() : nullptr;
   const int dims = geo.dims;
-  const int64_t slots = want_input ? static_cast<int64_t>(grad_input.size()) : 1;
-  for_each_range(l.N * l.P, l.C, slots, want_input, [&](int64_t slot, int64_t begin,
-                                                          int64_t end) {
-    opmath_t* gin = want_input ? grad_input[slot].mutable_data_ptr<opmath_t>() : nullptr;
+  opmath_t* gin = want_input ? grad_input.mutable_data_ptr<opmath_t>() : nullptr;
+  for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end, bool shared) {
     Stencil<opmath_t> st;
     opmath_t coord[3];
     opmath_t gout[kBlock];
@@ -248,7 +219,7 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
         const int64_t base = n * l.in_sN + c0 * l.in_sC;
         for (int k = 0; k < st.size; ++k) {
           if (want_input) {
-            scatter_block(st.weight[k], gout, l.in_sC, count, gin + base + st.offset[k]);
+            scatter_block(st.weight[k], gout, l.in_sC, count, gin + base + st.offset[k], shared);
           }
           if (want_grid) {
             const opmath_t v = dot_block(gout, in + base + st.offset[k], l.in_sC, count);
@@ -273,12 +244,12 @@ template <typename scalar_t>
 void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_grid,
                             const at::Tensor& grad_output, const at::Tensor& input,
                             const at::Tensor& grid, const at::Tensor& gg_output,
-                            const std::vector<at::Tensor>& grad_input,
+                            const at::Tensor& grad_input,
                             const at::Tensor& grad_grid, const Geometry& geo) {
   using opmath_t = at::opmath_type<scalar_t>;
   const Layout l = make_layout(input, grid, grad_output);
   const bool has_ggi = gg_input.defined(), has_ggg = gg_grid.defined();
-  const bool want_ggo = gg_output.defined(), want_input = !grad_input.empty(),
+  const bool want_ggo = gg_output.defined(), want_input = grad_input.defined(),
              want_grid = grad_grid.defined();
   const scalar_t* in = input.const_data_ptr<scalar_t>();
   const scalar_t* g = grid.const_data_ptr<scalar_t>();
@@ -289,10 +260,8 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
   opmath_t* ggrid = want_grid ? grad_grid.mutable_data_ptr<opmath_t>() : nullptr;
   const int dims = geo.dims;
   const int order = (has_ggg && want_grid) ? 2 : 1;
-  const int64_t slots = want_input ? static_cast<int64_t>(grad_input.size()) : 1;
-  for_each_range(l.N * l.P, l.C, slots, want_input, [&](int64_t slot, int64_t begin,
-                                                          int64_t end) {
-    opmath_t* gin = want_input ? grad_input[slot].mutable_data_ptr<opmath_t>() : nullptr;
+  opmath_t* gin = want_input ? grad_input.mutable_data_ptr<opmath_t>() : nullptr;
+  for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end, bool shared) {
     Stencil<opmath_t> st;
     opmath_t coord[3];
     opmath_t gout[kBlock];
@@ -348,7 +317,7 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
               axpy_block(a[k], in + at, l.in_sC, count, out);
             }
             if (want_input) {
-              scatter_block(a[k], gout, l.in_sC, count, gin + at);
+              scatter_block(a[k], gout, l.in_sC, count, gin + at, shared);
             }
             if (want_grid) {
               const opmath_t v = dot_block(gout, in + at, l.in_sC, count);
@@ -407,16 +376,12 @@ std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cpu(
   const at::Tensor flat = flat_grid(grid);
   const auto acc = input.options().dtype(opmath_dtype(input));
   at::Tensor grad_input = output_mask[0] ? at::zeros_like(input, acc) : at::Tensor();
-  const std::vector<at::Tensor> buffers =
-      output_mask[0] ? scatter_buffers(grad_input, scatter_slots(input))
-                     : std::vector<at::Tensor>();
   at::Tensor grad_grid = output_mask[1] ? at::empty(flat.sizes(), acc) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "torchsample_grid_sample_backward_cpu", [&] {
-        backward_kernel<scalar_t>(flat_grad_output(grad_output, grid), input, flat, buffers, grad_grid,
+        backward_kernel<scalar_t>(flat_grad_output(grad_output, grid), input, flat, grad_input, grad_grid,
                                   geo);
       });
-  reduce_scatter_buffers(buffers);
   return {output_mask[0] ? grad_input.to(input.scalar_type()) : at::empty({0}, input.options()),
           output_mask[1] ? finish_grid_grad(grad_grid, grid) : at::empty({0}, grid.options())};
 }
@@ -440,19 +405,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
   at::Tensor gg_output = output_mask[0] ? at::zeros({N, C, P}, input.options()) : at::Tensor();
   at::Tensor grad_input = output_mask[1] ? at::zeros_like(input, acc) : at::Tensor();
   at::Tensor grad_grid = output_mask[2] ? at::zeros(flat.sizes(), acc) : at::Tensor();
-  // The input gradient only flows through gg_grid.
-  const std::vector<at::Tensor> buffers = output_mask[1] && gg_grid.defined()
-                                              ? scatter_buffers(grad_input, scatter_slots(input))
-                                              : std::vector<at::Tensor>();
   if (gg_input.defined() || gg_grid.defined()) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf, at::kBFloat16, input.scalar_type(),
         "torchsample_grid_sample_double_backward_cpu", [&] {
           double_backward_kernel<scalar_t>(gg_input, gg_grid, flat_grad_output(grad_output, grid),
-                                           input, flat, gg_output, buffers, grad_grid, geo);
+                                           input, flat, gg_output,
+                                           gg_grid.defined() ? grad_input : at::Tensor(),
+                                           grad_grid, geo);
         });
   }
-  reduce_scatter_buffers(buffers);
   return {output_mask[0] ? gg_output.view(grad_output.sizes()) : at::empty({0}, input.options()),
           output_mask[1] ? grad_input.to(input.scalar_type()) : at::empty({0}, input.options()),
           output_mask[2] ? finish_grid_grad(grad_grid, grid) : at::empty({0}, grid.options())};
