@@ -25,7 +25,9 @@ CASES_2D = list(
     )
 )
 CASES_3D = list(
-    itertools.product([3], ["nearest", "bilinear"], ["zeros", "border", "reflection"], [False, True])
+    itertools.product(
+        [3], ["nearest", "bilinear"], ["zeros", "border", "reflection"], [False, True]
+    )
 )
 ALL_CASES = CASES_2D + CASES_3D
 
@@ -35,8 +37,9 @@ def _case_id(case):
     return f"{dims}d-{mode}-{padding}-{'ac' if align else 'noac'}"
 
 
-def make_inputs(dims, points=(3, 4), channels=3, batch=2, dtype=torch.float64, spread=1.15,
-                seed=0, device="cpu"):
+def make_inputs(
+    dims, points=(3, 4), channels=3, batch=2, dtype=torch.float64, spread=1.15, seed=0, device="cpu"
+):
     gen = torch.Generator().manual_seed(seed)
     spatial = (4, 5) if dims == 2 else (3, 4, 5)
     x = torch.randn(batch, channels, *spatial, generator=gen, dtype=dtype)
@@ -119,7 +122,7 @@ def test_gradcheck_and_gradgradcheck(dims, mode):
     x, grid = make_inputs(dims, points=(2, 2), channels=2, batch=1)
     x.requires_grad_()
     grid.requires_grad_()
-    for smoothstep in ([False, True] if mode == "bilinear" else [False]):
+    for smoothstep in [False, True] if mode == "bilinear" else [False]:
         for padding in ["zeros", "reflection"]:
 
             def fn(a, g, padding=padding, smoothstep=smoothstep):
@@ -156,7 +159,7 @@ def _opcheck_samples():
 
 @pytest.mark.parametrize("sample", list(range(4)))
 def test_opcheck_every_op(sample):
-    dims, x, grid, go, args = list(_opcheck_samples())[sample]
+    _, x, grid, go, args = list(_opcheck_samples())[sample]
     xr = x.clone().requires_grad_()
     gr = grid.clone().requires_grad_()
     torch.library.opcheck(OPS.grid_sample, (xr, gr, *args))
@@ -193,8 +196,18 @@ def test_torch_compile_fullgraph_double_backward():
         torch.testing.assert_close(a, b)
 
 
-HOSTILE = [float("nan"), float("inf"), -float("inf"), 1e30, -1e30, 1.0, -1.0, 1.0 + 1e-7,
-           -1.0 - 1e-7, 0.0]
+HOSTILE = [
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    1e30,
+    -1e30,
+    1.0,
+    -1.0,
+    1.0 + 1e-7,
+    -1.0 - 1e-7,
+    0.0,
+]
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=_case_id)
@@ -267,8 +280,10 @@ def test_ops_read_any_strides(dims, layout):
     out = OPS.grid_sample(strided, grid, *args)
     torch.testing.assert_close(out, OPS.grid_sample(dense, grid, *args), rtol=0, atol=0)
     go = torch.randn_like(out).transpose(-1, -2).contiguous().transpose(-1, -2)
-    for got, want in zip(OPS.grid_sample_backward(go, strided, grid, *args, [True, True]),
-                         OPS.grid_sample_backward(go, dense, grid, *args, [True, True])):
+    for got, want in zip(
+        OPS.grid_sample_backward(go, strided, grid, *args, [True, True]),
+        OPS.grid_sample_backward(go, dense, grid, *args, [True, True]),
+    ):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     gg_x, gg_g = torch.randn_like(dense).transpose(0, 1).contiguous().transpose(0, 1), grid * 0.5
     mask = [True, True, True]
@@ -323,14 +338,19 @@ def test_integer_input_refused_for_bilinear():
     assert "nearest" in reason
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float16, 2e-2),
-                                       (torch.bfloat16, 8e-2)])
+@pytest.mark.parametrize(
+    "dtype,tol", [(torch.float32, 1e-5), (torch.float16, 2e-2), (torch.bfloat16, 8e-2)]
+)
 def test_reduced_precision_close_to_float64(dtype, tol):
     x, grid = make_inputs(3, channels=8)
-    exact = first_and_second(lambda a, g: compiled_sample(a, g, "bilinear", "border", False, True),
-                             x, grid)
-    low = first_and_second(lambda a, g: compiled_sample(a, g, "bilinear", "border", False, True),
-                           x.to(dtype), grid.to(dtype))
+    exact = first_and_second(
+        lambda a, g: compiled_sample(a, g, "bilinear", "border", False, True), x, grid
+    )
+    low = first_and_second(
+        lambda a, g: compiled_sample(a, g, "bilinear", "border", False, True),
+        x.to(dtype),
+        grid.to(dtype),
+    )
     for got, want in zip((low[0], *low[1], *low[2]), (exact[0], *exact[1], *exact[2])):
         assert got.dtype == dtype
         scale = want.abs().max().item() + 1
@@ -349,16 +369,16 @@ def test_parallel_result_independent_of_thread_count():
         parallel = first_and_second(lambda a, g: compiled_sample(a, g), x, grid)
     finally:
         torch.set_num_threads(threads)
-    for a, b in zip((serial[0], *serial[1], *serial[2]), (parallel[0], *parallel[1],
-                                                          *parallel[2])):
+    for a, b in zip((serial[0], *serial[1], *serial[2]), (parallel[0], *parallel[1], *parallel[2])):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_known_values_bilinear_corners_and_midpoints():
     image = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=torch.float64)
     # align_corners=True: corners, the middle and the top edge's midpoint.
-    grid = torch.tensor([[[[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0], [0.0, -1.0]]]],
-                        dtype=torch.float64)
+    grid = torch.tensor(
+        [[[[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0], [0.0, -1.0]]]], dtype=torch.float64
+    )
     out = compiled_sample(image, grid, "bilinear", "zeros", True)
     assert out.flatten().tolist() == [1.0, 4.0, 2.5, 1.5]
     assert not math.isnan(out.sum().item())

@@ -42,7 +42,27 @@ def _cuda_home() -> str | None:
 
 
 def sources(with_cuda: bool) -> list[Path]:
-    """Sources compiled into the extension, in a stable order."""
+    """Sources compiled into the extension, in a stable order.
+
+    Parameters
+    ----------
+    with_cuda : bool
+        Include the ``cuda/*.cu`` files.
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``*.cpp`` at the top of ``csrc``, then ``cpu/*.cpp``, then (optionally)
+        ``cuda/*.cu``.
+
+    Examples
+    --------
+    >>> from torchsample import _extension
+    >>> any(p.name == "grid_sample_kernel.cpp" for p in _extension.sources(False))
+    True
+    >>> any(p.suffix == ".cu" for p in _extension.sources(False))
+    False
+    """
     found = sorted(CSRC.glob("*.cpp")) + sorted(CSRC.glob("cpu/*.cpp"))
     if with_cuda:
         found += sorted(CSRC.glob("cuda/*.cu"))
@@ -60,7 +80,22 @@ def _source_hash(files: list[Path]) -> str:
 
 
 def build_plan() -> dict:
-    """What :func:`load` builds: sources, CUDA or not, library name and directory."""
+    """What :func:`load` builds: sources, CUDA or not, library name and directory.
+
+    Returns
+    -------
+    dict
+        ``sources`` (list of paths), ``cuda`` (bool), ``name`` (library name),
+        ``directory`` (build and cache directory) and ``library`` (the shared
+        library's path).
+
+    Examples
+    --------
+    >>> from torchsample import _extension
+    >>> plan = _extension.build_plan()
+    >>> plan["library"].parent == plan["directory"]
+    True
+    """
     with_cuda = _cuda_home() is not None
     files = sources(with_cuda)
     digest = _source_hash(files)
@@ -152,7 +187,7 @@ def load() -> str:
             raise RuntimeError(_failure)
         try:
             _loaded_path = _build_and_load()
-        except Exception as error:  # noqa: BLE001 - any failure means "unavailable, here is why"
+        except Exception as error:  # any failure means "unavailable, and here is why"
             _failure = (
                 f"torchsample could not build its C++ extension ({type(error).__name__}: "
                 f"{str(error).strip()[-2000:]}). A C++17 compiler and ninja are required "
@@ -179,4 +214,3 @@ def unavailable_reason() -> str | None:
     except RuntimeError as error:
         return str(error)
     return None
-

@@ -22,6 +22,16 @@ def main() -> int:
     -------
     int
         0 when the extension is built and loaded, 1 otherwise.
+
+    Examples
+    --------
+    >>> from torchsample.build import main
+    >>> main()  # doctest: +ELLIPSIS
+    torchsample extension: CPU...
+    library: ...
+    sources (...):
+    ...
+    0
     """
     plan = _extension.build_plan()
     cached = plan["library"].exists()

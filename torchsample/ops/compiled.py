@@ -58,8 +58,7 @@ def unsupported_reason(input, grid, mode, padding_mode, align_corners, smoothste
     if input.dtype in _INTEGER_DTYPES:
         if mode != "nearest":
             return (
-                "the compiled backend samples integer input with "
-                f'mode="nearest" only, got {mode}'
+                f'the compiled backend samples integer input with mode="nearest" only, got {mode}'
             )
     elif input.dtype not in _KERNEL_DTYPES:
         return f"the compiled backend has no kernels for dtype {input.dtype}"
@@ -142,15 +141,26 @@ def _fake_grid_sample(input, grid, interpolation, padding, align_corners, smooth
     return input.new_empty((input.shape[0], input.shape[1], *grid.shape[1:-1]))
 
 
-def _fake_backward(grad_output, input, grid, interpolation, padding, align_corners, smoothstep,
-                   output_mask):
+def _fake_backward(
+    grad_output, input, grid, interpolation, padding, align_corners, smoothstep, output_mask
+):
     grad_input = torch.empty_like(input) if output_mask[0] else _empty(input)
     grad_grid = grid.new_empty(grid.shape) if output_mask[1] else _empty(grid)
     return grad_input, grad_grid
 
 
-def _fake_double_backward(grad_grad_input, grad_grad_grid, grad_output, input, grid,
-                          interpolation, padding, align_corners, smoothstep, output_mask):
+def _fake_double_backward(
+    grad_grad_input,
+    grad_grad_grid,
+    grad_output,
+    input,
+    grid,
+    interpolation,
+    padding,
+    align_corners,
+    smoothstep,
+    output_mask,
+):
     grad_grad_output = grad_output.new_empty(grad_output.shape) if output_mask[0] else _empty(input)
     grad_input = torch.empty_like(input) if output_mask[1] else _empty(input)
     grad_grid = grid.new_empty(grid.shape) if output_mask[2] else _empty(grid)
@@ -197,8 +207,7 @@ def _grid_sample_grad(ctx, grad_output):
     grad_input, grad_grid = torch.ops.torchsample.grid_sample_backward(
         grad_output, input, grid, *ctx.options, mask
     )
-    return (grad_input if mask[0] else None, grad_grid if mask[1] else None, None, None, None,
-            None)
+    return (grad_input if mask[0] else None, grad_grid if mask[1] else None, None, None, None, None)
 
 
 def _grid_sample_backward_grad(ctx, grad_grad_input, grad_grad_grid):
