@@ -26,16 +26,20 @@ clouds (uniform in the unit cube, fixed seed):
 ``fpsample`` chooses its own first point; torchsample is started at the same
 point, and the JSON records whether the two returned identical indices.
 
-Times are medians from :mod:`torch.utils.benchmark` with the intra-op thread
-count pinned (2 by default, the setting of the committed CPU results);
-``fpsample`` is single-threaded. ``--quick`` runs tiny cases to check the
+Times are medians of repeated calls timed with :func:`time.perf_counter`,
+``fpsample`` and ``compiled`` called in turns so that load from other
+processes on a shared machine hits both alike (the fallback, far slower, is
+timed alone, three calls). The intra-op thread count is pinned (2 by default,
+the setting of the committed CPU results); ``fpsample`` is single-threaded. ``--quick`` runs tiny cases to check the
 harness and says nothing about speed.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -84,6 +88,32 @@ def _cloud(case: Case) -> torch.Tensor:
     return torch.rand(case.batch, case.points, 3, generator=generator)
 
 
+def _interleaved(methods: dict, min_run_time: float, min_runs: int = 5) -> dict:
+    """Median time per call of each method, the methods called in turn.
+
+    Taking turns exposes every method alike to whatever else the machine is doing,
+    which matters more than the timer's resolution on a shared machine.
+    """
+    for fn in methods.values():
+        fn()  # warm-up
+    times = {name: [] for name in methods}
+    start = time.perf_counter()
+    while min(
+        len(t) for t in times.values()
+    ) < min_runs or time.perf_counter() - start < min_run_time * len(methods):
+        for name, fn in methods.items():
+            began = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - began)
+    timings = {}
+    for name, values in times.items():
+        q1, median, q3 = np.percentile(values, [25, 50, 75])
+        timings[name] = _common.Timing(
+            median_s=float(median), iqr_s=float(q3 - q1), runs=len(values)
+        )
+    return timings
+
+
 def run(cases, threads: int, min_run_time: float, heights=FPSAMPLE_HEIGHTS, out=sys.stdout) -> dict:
     """Time every method on every case; returns the JSON payload.
 
@@ -94,7 +124,7 @@ def run(cases, threads: int, min_run_time: float, heights=FPSAMPLE_HEIGHTS, out=
     threads : int
         Pinned intra-op thread count.
     min_run_time : float
-        Seconds of measurement per method and case.
+        Seconds of measurement per method and case (at least five calls each).
     heights : sequence of int
         Tree heights tried for ``fpsample``.
     out : file
@@ -109,7 +139,7 @@ def run(cases, threads: int, min_run_time: float, heights=FPSAMPLE_HEIGHTS, out=
     threads = _common.pin_threads(threads)
     fpsample, fpsample_missing = _fpsample_module()
     compiled_missing = (
-        None if _fps._has_kernel(torch.device("cpu")) else ("the C++ extension is unavailable")
+        None if _fps._has_kernel(torch.device("cpu")) else "the C++ extension is unavailable"
     )
     results = []
 
@@ -127,66 +157,53 @@ def run(cases, threads: int, min_run_time: float, heights=FPSAMPLE_HEIGHTS, out=
         cloud = _cloud(case)
         lengths = torch.full((case.batch,), case.points, dtype=torch.long)
         starts = torch.zeros(case.batch, dtype=torch.long)
-        fpsample_indices = None
-        if fpsample is None:
-            record(case, "fpsample", reason=fpsample_missing)
-        else:
+        contenders, extra = {}, {}
+        if fpsample is not None:
             arrays = [np.ascontiguousarray(c.numpy()) for c in cloud]
-            by_height = {}
-            for h in heights:
 
-                def call(h=h):
-                    return [
-                        fpsample.bucket_fps_kdline_sampling(a, case.samples, h=h, start_idx=0)
-                        for a in arrays
-                    ]
-
-                by_height[h] = _common.measure_time(call, threads, min_run_time, f"fpsample h={h}")
-            best = min(by_height, key=lambda h: by_height[h].median_s)
-            fpsample_indices = torch.from_numpy(
-                np.stack(
+            def call_fpsample(h, arrays=arrays, samples=case.samples):
+                return np.stack(
                     [
-                        fpsample.bucket_fps_kdline_sampling(a, case.samples, h=best, start_idx=0)
+                        fpsample.bucket_fps_kdline_sampling(a, samples, h=h, start_idx=0)
                         for a in arrays
                     ]
                 ).astype(np.int64)
+
+            by_height = _interleaved(
+                {h: functools.partial(call_fpsample, h) for h in heights}, min_run_time / 4, 3
             )
+            best = min(by_height, key=lambda h: by_height[h].median_s)
+            contenders["fpsample"] = functools.partial(call_fpsample, best)
+            extra["fpsample"] = {
+                "h": best,
+                "h_selection_time_s": {str(h): t.median_s for h, t in by_height.items()},
+            }
+            fpsample_indices = torch.from_numpy(call_fpsample(best))
+            # fpsample picks its own first point; torchsample starts at the same one.
             starts = fpsample_indices[:, 0].clone()
-            record(
-                case,
-                "fpsample",
-                by_height[best],
-                h=best,
-                time_s_by_h={str(h): t.median_s for h, t in by_height.items()},
-            )
-
         if compiled_missing is None:
-
-            def compiled():
-                return _fps._compiled_op()(cloud, lengths, case.samples, starts, None)
-
-            timing = _common.measure_time(compiled, threads, min_run_time, "compiled")
-            indices = compiled()
-            agree = (
-                None if fpsample_indices is None else bool(torch.equal(indices, fpsample_indices))
+            op = _fps._compiled_op()
+            contenders["compiled"] = functools.partial(
+                op, cloud, lengths, case.samples, starts, None
             )
-            record(case, "compiled", timing, identical_to_fpsample=agree)
-        else:
-            record(case, "compiled", reason=compiled_missing)
+            if fpsample is not None:
+                identical = torch.equal(contenders["compiled"](), fpsample_indices)
+                extra["compiled"] = {"identical_to_fpsample": identical}
+
+        timings = _interleaved(contenders, min_run_time) if contenders else {}
+        for method, reason in (("fpsample", fpsample_missing), ("compiled", compiled_missing)):
+            record(case, method, timings.get(method), reason, **extra.get(method, {}))
 
         if case.fallback:
-
-            def fallback():
-                return _fps._fps_reference(cloud, lengths, case.samples, starts)
-
-            record(
-                case, "fallback", _common.measure_time(fallback, threads, min_run_time, "fallback")
-            )
+            fallback = functools.partial(_fps._fps_reference, cloud, lengths, case.samples, starts)
+            record(case, "fallback", _interleaved({"fallback": fallback}, 0.0, 3)["fallback"])
         else:
             record(case, "fallback", reason="left out: would take minutes")
 
     payload = {
         "benchmark": "farthest point sampling",
+        "timing": "median of calls made in turns (fpsample, compiled), after a warm-up; "
+        "fallback timed alone, three calls",
         "machine": _common.machine_info("cpu", threads),
         "fpsample_version": getattr(fpsample, "__version__", None) if fpsample else None,
         "cases": {c.name: asdict(c) for c in cases},
