@@ -45,6 +45,7 @@ struct Stencil {
   bool nan_weights;
   int size;                  // number of taps inside the input
   int64_t offset[kMaxTaps];  // memory offset of each tap within one channel
+  int64_t slow[kMaxTaps];    // index of each tap along the slowest axis (y or z)
   T weight[kMaxTaps];
   T grad[kMaxTaps][3];       // d weight / d grid[d]; filled when order >= 1
   T hessian[kMaxTaps][6];    // d2 weight / d grid[d] d grid[e]; order >= 2
@@ -269,6 +270,7 @@ HOST_DEVICE void make_stencil(const T* coord, const Geometry& geo, int order, St
           offset += axes[d].index[tap[d]] * (d < geo.dims ? geo.stride[d] : 0);
         }
         st->offset[n] = offset;
+        st->slow[n] = axes[geo.dims - 1].index[tap[geo.dims - 1]];
         st->weight[n] = w[0] * w[1] * w[2];
         if (order >= 1) {
           st->grad[n][0] = dw[0] * w[1] * w[2];

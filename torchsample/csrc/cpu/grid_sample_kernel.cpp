@@ -1,7 +1,7 @@
 // CPU kernels of the grid-sample ops.
 //
-// Work is split over points.  Kernels that scatter into the input gradient
-// add atomically when several threads run.  Arithmetic runs in
+// Gathers are split over points; scatters into the input gradient over
+// slabs of the input (see for_each_slab).  Arithmetic runs in
 // at::opmath_type (float for half and bfloat16).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -10,7 +10,6 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <atomic>
 #include <tuple>
 #include <vector>
 
@@ -20,18 +19,69 @@
 namespace torchsample {
 namespace {
 
-// Runs body(begin, end, shared) over ranges of the flattened (batch, point)
-// index; `shared` is true when other threads run at the same time, so
-// scatters into the input gradient must be atomic.
+// Runs body(begin, end) over ranges of the flattened (batch, point) index.
 template <typename F>
 void for_each_range(int64_t total, int64_t channels, const F& body) {
   if (total == 0) {
     return;
   }
   const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(channels, 1));
-  const bool shared = at::get_num_threads() > 1 && total > grain;
-  at::parallel_for(0, total, grain,
-                   [&](int64_t begin, int64_t end) { body(begin, end, shared); });
+  at::parallel_for(0, total, grain, body);
+}
+
+// Scatters into the input gradient race-free without atomics or private
+// copies: each thread owns a slab of the input along its slowest spatial
+// axis, visits every point and applies only the taps inside its slab.
+// body(lo, hi) gets the slab's index range along that axis.
+template <typename F>
+void for_each_slab(int64_t total, const Geometry& geo, const F& body) {
+  if (total == 0) {
+    return;
+  }
+  const int64_t extent = geo.size[geo.dims - 1];
+  const int64_t slabs = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), extent));
+  at::parallel_for(0, slabs, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t s = begin; s < end; ++s) {
+      body(extent * s / slabs, extent * (s + 1) / slabs);
+    }
+  });
+}
+
+// Whether a point has a tap in the slab [lo, hi) (cheap: one axis only).
+template <typename T>
+bool touches_slab(const T* coord, const Geometry& geo, int64_t lo, int64_t hi) {
+  const int axis = geo.dims - 1;
+  if (lo == 0 && hi == geo.size[axis]) {
+    return true;
+  }
+  AxisTaps<T> taps;
+  axis_taps(coord[axis], geo.size[axis], geo, &taps);
+  for (int k = 0; k < taps.size; ++k) {
+    if (taps.index[k] >= lo && taps.index[k] < hi) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Derivative of each tap's weight along `dir` (a), and optionally the
+// gradient of that directional derivative (b).
+template <typename T>
+void directional(const Stencil<T>& st, const T* dir, int dims, T* a, T (*b)[3]) {
+  for (int k = 0; k < st.size; ++k) {
+    a[k] = 0;
+    for (int d = 0; d < dims; ++d) {
+      a[k] += dir[d] * st.grad[k][d];
+    }
+    if (b != nullptr) {
+      for (int e = 0; e < dims; ++e) {
+        b[k][e] = 0;
+        for (int d = 0; d < dims; ++d) {
+          b[k][e] += dir[d] * st.hessian[k][hessian_slot(d, e)];
+        }
+      }
+    }
+  }
 }
 
 template <typename scalar_t, typename T>
@@ -83,16 +133,10 @@ inline T dot_block(const T* a, const scalar_t* src, int64_t stride, int64_t coun
   return sum;
 }
 
-// dst[c * stride] += w * a[c] for a block of channels.  Threads share the
-// destination; collisions are rare (random points), so relaxed atomic adds
-// cost less than per-thread copies of the whole gradient.
+// dst[c * stride] += w * a[c] for a block of channels.
 template <typename T>
-inline void scatter_block(T w, const T* a, int64_t stride, int64_t count, T* dst, bool shared) {
-  if (shared) {
-    for (int64_t c = 0; c < count; ++c) {
-      std::atomic_ref<T>(dst[c * stride]).fetch_add(w * a[c], std::memory_order_relaxed);
-    }
-  } else if (stride == 1) {
+inline void scatter_block(T w, const T* a, int64_t stride, int64_t count, T* dst) {
+  if (stride == 1) {
     for (int64_t c = 0; c < count; ++c) {
       dst[c] += w * a[c];
     }
@@ -135,7 +179,7 @@ void forward_kernel(const at::Tensor& input, const at::Tensor& grid, const at::T
   const scalar_t* in = input.const_data_ptr<scalar_t>();
   const scalar_t* g = grid.const_data_ptr<scalar_t>();
   scalar_t* out = output.mutable_data_ptr<scalar_t>();
-  for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end, bool) {
+  for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
     Stencil<opmath_t> st;
     opmath_t coord[3];
     opmath_t acc[kBlock];
@@ -168,7 +212,7 @@ at::Tensor nearest_offsets(const at::Tensor& grid, const Geometry& geo) {
   at::Tensor offsets = at::empty({N, P}, grid.options().dtype(at::kLong));
   const coord_t* g = grid.const_data_ptr<coord_t>();
   int64_t* off = offsets.mutable_data_ptr<int64_t>();
-  for_each_range(N * P, 1, [&](int64_t begin, int64_t end, bool) {
+  for_each_range(N * P, 1, [&](int64_t begin, int64_t end) {
     Stencil<coord_t> st;
     coord_t coord[3];
     for (int64_t i = begin; i < end; ++i) {
@@ -203,39 +247,59 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
   opmath_t* ggrid = want_grid ? grad_grid.mutable_data_ptr<opmath_t>() : nullptr;
   const int dims = geo.dims;
   opmath_t* gin = want_input ? grad_input.mutable_data_ptr<opmath_t>() : nullptr;
-  for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end, bool shared) {
-    Stencil<opmath_t> st;
-    opmath_t coord[3];
-    opmath_t gout[kBlock];
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t n = i / l.P, p = i - n * l.P;
-      load_coord(g + i * dims, dims, coord);
-      make_stencil(coord, geo, want_grid ? 1 : 0, &st);
-      const opmath_t bias = nan_bias(st);
-      opmath_t acc[3] = {bias, bias, bias};
-      for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
-        const int64_t count = std::min(kBlock, l.C - c0);
-        load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
-        const int64_t base = n * l.in_sN + c0 * l.in_sC;
-        for (int k = 0; k < st.size; ++k) {
-          if (want_input) {
-            scatter_block(st.weight[k], gout, l.in_sC, count, gin + base + st.offset[k], shared);
-          }
-          if (want_grid) {
+  if (want_grid) {
+    for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
+      Stencil<opmath_t> st;
+      opmath_t coord[3];
+      opmath_t gout[kBlock];
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t n = i / l.P, p = i - n * l.P;
+        load_coord(g + i * dims, dims, coord);
+        make_stencil(coord, geo, 1, &st);
+        const opmath_t bias = nan_bias(st);
+        opmath_t acc[3] = {bias, bias, bias};
+        for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
+          const int64_t count = std::min(kBlock, l.C - c0);
+          load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
+          const int64_t base = n * l.in_sN + c0 * l.in_sC;
+          for (int k = 0; k < st.size; ++k) {
             const opmath_t v = dot_block(gout, in + base + st.offset[k], l.in_sC, count);
             for (int d = 0; d < dims; ++d) {
               acc[d] += st.grad[k][d] * v;
             }
           }
         }
-      }
-      if (want_grid) {
         for (int d = 0; d < dims; ++d) {
           ggrid[i * dims + d] = acc[d];
         }
       }
-    }
-  });
+    });
+  }
+  if (want_input) {
+    for_each_slab(l.N * l.P, geo, [&](int64_t lo, int64_t hi) {
+      Stencil<opmath_t> st;
+      opmath_t coord[3];
+      opmath_t gout[kBlock];
+      for (int64_t i = 0; i < l.N * l.P; ++i) {
+        load_coord(g + i * dims, dims, coord);
+        if (!touches_slab(coord, geo, lo, hi)) {
+          continue;
+        }
+        const int64_t n = i / l.P, p = i - n * l.P;
+        make_stencil(coord, geo, 0, &st);
+        for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
+          const int64_t count = std::min(kBlock, l.C - c0);
+          load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
+          opmath_t* dst = gin + n * l.in_sN + c0 * l.in_sC;
+          for (int k = 0; k < st.size; ++k) {
+            if (st.slow[k] >= lo && st.slow[k] < hi) {
+              scatter_block(st.weight[k], gout, l.in_sC, count, dst + st.offset[k]);
+            }
+          }
+        }
+      }
+    });
+  }
 }
 
 // -------------------------------------------------------- double backward --
@@ -261,86 +325,100 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
   const int dims = geo.dims;
   const int order = (has_ggg && want_grid) ? 2 : 1;
   opmath_t* gin = want_input ? grad_input.mutable_data_ptr<opmath_t>() : nullptr;
-  for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end, bool shared) {
-    Stencil<opmath_t> st;
-    opmath_t coord[3];
-    opmath_t gout[kBlock];
-    opmath_t out[kBlock];
-    // Per tap: the weight's derivative along gg_grid (a) and the gradient of
-    // that directional derivative (b).
-    opmath_t a[kMaxTaps];
-    opmath_t b[kMaxTaps][3];
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t n = i / l.P, p = i - n * l.P;
-      load_coord(g + i * dims, dims, coord);
-      make_stencil(coord, geo, order, &st);
-      if (has_ggg) {
+  if (want_ggo || want_grid) {
+    for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
+      Stencil<opmath_t> st;
+      opmath_t coord[3];
+      opmath_t gout[kBlock];
+      opmath_t out[kBlock];
+      opmath_t a[kMaxTaps];
+      opmath_t b[kMaxTaps][3];
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t n = i / l.P, p = i - n * l.P;
+        load_coord(g + i * dims, dims, coord);
+        make_stencil(coord, geo, order, &st);
+        if (has_ggg) {
+          opmath_t dir[3];
+          load_coord(ggg + i * dims, dims, dir);
+          directional<opmath_t>(st, dir, dims, a, order == 2 ? b : nullptr);
+        }
+        const opmath_t bias = nan_bias(st);
+        opmath_t acc[3] = {bias, bias, bias};
+        for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
+          const int64_t count = std::min(kBlock, l.C - c0);
+          load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
+          std::fill(out, out + count, bias);
+          const int64_t base = n * l.in_sN + c0 * l.in_sC;
+          for (int k = 0; k < st.size; ++k) {
+            const int64_t at = base + st.offset[k];
+            if (has_ggi) {
+              if (want_ggo) {
+                axpy_block(st.weight[k], ggi + at, l.in_sC, count, out);
+              }
+              if (want_grid) {
+                const opmath_t v = dot_block(gout, ggi + at, l.in_sC, count);
+                for (int e = 0; e < dims; ++e) {
+                  acc[e] += st.grad[k][e] * v;
+                }
+              }
+            }
+            if (has_ggg) {
+              if (want_ggo) {
+                axpy_block(a[k], in + at, l.in_sC, count, out);
+              }
+              if (want_grid) {
+                const opmath_t v = dot_block(gout, in + at, l.in_sC, count);
+                for (int e = 0; e < dims; ++e) {
+                  acc[e] += b[k][e] * v;
+                }
+              }
+            }
+          }
+          if (want_ggo) {
+            scalar_t* dst = ggo + (n * l.C + c0) * l.P + p;
+            for (int64_t c = 0; c < count; ++c) {
+              dst[c * l.P] = static_cast<scalar_t>(out[c]);
+            }
+          }
+        }
+        if (want_grid) {
+          for (int d = 0; d < dims; ++d) {
+            ggrid[i * dims + d] = acc[d];
+          }
+        }
+      }
+    });
+  }
+  // The input gradient only flows through gg_grid.
+  if (want_input && has_ggg) {
+    for_each_slab(l.N * l.P, geo, [&](int64_t lo, int64_t hi) {
+      Stencil<opmath_t> st;
+      opmath_t coord[3];
+      opmath_t gout[kBlock];
+      opmath_t a[kMaxTaps];
+      for (int64_t i = 0; i < l.N * l.P; ++i) {
+        load_coord(g + i * dims, dims, coord);
+        if (!touches_slab(coord, geo, lo, hi)) {
+          continue;
+        }
+        const int64_t n = i / l.P, p = i - n * l.P;
+        make_stencil(coord, geo, 1, &st);
         opmath_t dir[3];
         load_coord(ggg + i * dims, dims, dir);
-        for (int k = 0; k < st.size; ++k) {
-          a[k] = 0;
-          for (int d = 0; d < dims; ++d) {
-            a[k] += dir[d] * st.grad[k][d];
-          }
-          if (order == 2) {
-            for (int e = 0; e < dims; ++e) {
-              b[k][e] = 0;
-              for (int d = 0; d < dims; ++d) {
-                b[k][e] += dir[d] * st.hessian[k][hessian_slot(d, e)];
-              }
+        directional<opmath_t>(st, dir, dims, a, nullptr);
+        for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
+          const int64_t count = std::min(kBlock, l.C - c0);
+          load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
+          opmath_t* dst = gin + n * l.in_sN + c0 * l.in_sC;
+          for (int k = 0; k < st.size; ++k) {
+            if (st.slow[k] >= lo && st.slow[k] < hi) {
+              scatter_block(a[k], gout, l.in_sC, count, dst + st.offset[k]);
             }
           }
         }
       }
-      const opmath_t bias = nan_bias(st);
-      opmath_t acc[3] = {bias, bias, bias};
-      for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
-        const int64_t count = std::min(kBlock, l.C - c0);
-        load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
-        std::fill(out, out + count, nan_bias(st));
-        const int64_t base = n * l.in_sN + c0 * l.in_sC;
-        for (int k = 0; k < st.size; ++k) {
-          const int64_t at = base + st.offset[k];
-          if (has_ggi) {
-            if (want_ggo) {
-              axpy_block(st.weight[k], ggi + at, l.in_sC, count, out);
-            }
-            if (want_grid) {
-              const opmath_t v = dot_block(gout, ggi + at, l.in_sC, count);
-              for (int e = 0; e < dims; ++e) {
-                acc[e] += st.grad[k][e] * v;
-              }
-            }
-          }
-          if (has_ggg) {
-            if (want_ggo) {
-              axpy_block(a[k], in + at, l.in_sC, count, out);
-            }
-            if (want_input) {
-              scatter_block(a[k], gout, l.in_sC, count, gin + at, shared);
-            }
-            if (want_grid) {
-              const opmath_t v = dot_block(gout, in + at, l.in_sC, count);
-              for (int e = 0; e < dims; ++e) {
-                acc[e] += b[k][e] * v;
-              }
-            }
-          }
-        }
-        if (want_ggo) {
-          scalar_t* dst = ggo + (n * l.C + c0) * l.P + p;
-          for (int64_t c = 0; c < count; ++c) {
-            dst[c * l.P] = static_cast<scalar_t>(out[c]);
-          }
-        }
-      }
-      if (want_grid) {
-        for (int d = 0; d < dims; ++d) {
-          ggrid[i * dims + d] = acc[d];
-        }
-      }
-    }
-  });
+    });
+  }
 }
 
 // ------------------------------------------------------------ op wrappers --
@@ -410,9 +488,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
         at::kHalf, at::kBFloat16, input.scalar_type(),
         "torchsample_grid_sample_double_backward_cpu", [&] {
           double_backward_kernel<scalar_t>(gg_input, gg_grid, flat_grad_output(grad_output, grid),
-                                           input, flat, gg_output,
-                                           gg_grid.defined() ? grad_input : at::Tensor(),
-                                           grad_grid, geo);
+                                           input, flat, gg_output, grad_input, grad_grid, geo);
         });
   }
   return {output_mask[0] ? gg_output.view(grad_output.sizes()) : at::empty({0}, input.options()),
