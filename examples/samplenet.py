@@ -19,7 +19,7 @@ which shows a few clouds with each selection::
     python examples/samplenet.py                  # writes samplenet.png, samplenet.json
     python examples/samplenet.py --samples 16 --out small.png
 
-Defaults take about three minutes on two CPU cores.
+Defaults take one to three minutes on two CPU cores, depending on their load.
 """
 
 from __future__ import annotations
@@ -130,7 +130,10 @@ def train_classifier(args, generator) -> PointNetClassifier:
 
 def train_sampler(args, classifier, generator) -> SampleNet:
     sampler = SampleNet(
-        num_out_points=args.samples, bottleneck_size=128, group_size=8, initial_temperature=1.0
+        num_out_points=args.samples,
+        bottleneck_size=128,
+        group_size=8,
+        initial_temperature=args.temperature,
     )
     optimizer = torch.optim.Adam(sampler.parameters(), lr=1e-3)
     progress = tqdm(range(args.sampler_steps), desc="SampleNet")
@@ -206,6 +209,9 @@ def main() -> None:
     parser.add_argument("--sampler-steps", type=int, default=400)
     parser.add_argument("--alpha", type=float, default=30.0, help="simplification loss weight")
     parser.add_argument("--lam", type=float, default=1.0, help="projection loss weight")
+    parser.add_argument(
+        "--temperature", type=float, default=0.1, help="initial soft-projection temperature"
+    )
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=3, help="clouds shown in the figure")
     parser.add_argument("--seed", type=int, default=0)
