@@ -19,14 +19,19 @@
 namespace torchsample {
 namespace {
 
+// Points per parallel chunk: waking threads costs more than small work
+// (about at::internal::GRAIN_SIZE channel reads per chunk).
+int64_t point_grain(int64_t channels) {
+  return std::max<int64_t>(1, at::internal::GRAIN_SIZE / 4 / std::max<int64_t>(channels, 1));
+}
+
 // Runs body(begin, end) over ranges of the flattened (batch, point) index.
 template <typename F>
 void for_each_range(int64_t total, int64_t channels, const F& body) {
   if (total == 0) {
     return;
   }
-  const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(channels, 1));
-  at::parallel_for(0, total, grain, body);
+  at::parallel_for(0, total, point_grain(channels), body);
 }
 
 // Scatters into the input gradient race-free without atomics or private
@@ -34,12 +39,13 @@ void for_each_range(int64_t total, int64_t channels, const F& body) {
 // axis, visits every point and applies only the taps inside its slab.
 // body(lo, hi) gets the slab's index range along that axis.
 template <typename F>
-void for_each_slab(int64_t total, const Geometry& geo, const F& body) {
+void for_each_slab(int64_t total, int64_t channels, const Geometry& geo, const F& body) {
   if (total == 0) {
     return;
   }
   const int64_t extent = geo.size[geo.dims - 1];
-  const int64_t slabs = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), extent));
+  const int64_t threads = total < point_grain(channels) ? 1 : at::get_num_threads();
+  const int64_t slabs = std::max<int64_t>(1, std::min<int64_t>(threads, extent));
   at::parallel_for(0, slabs, 1, [&](int64_t begin, int64_t end) {
     for (int64_t s = begin; s < end; ++s) {
       body(extent * s / slabs, extent * (s + 1) / slabs);
@@ -276,7 +282,7 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
     });
   }
   if (want_input) {
-    for_each_slab(l.N * l.P, geo, [&](int64_t lo, int64_t hi) {
+    for_each_slab(l.N * l.P, l.C, geo, [&](int64_t lo, int64_t hi) {
       Stencil<opmath_t> st;
       opmath_t coord[3];
       opmath_t gout[kBlock];
@@ -391,7 +397,7 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
   }
   // The input gradient only flows through gg_grid.
   if (want_input && has_ggg) {
-    for_each_slab(l.N * l.P, geo, [&](int64_t lo, int64_t hi) {
+    for_each_slab(l.N * l.P, l.C, geo, [&](int64_t lo, int64_t hi) {
       Stencil<opmath_t> st;
       opmath_t coord[3];
       opmath_t gout[kBlock];
