@@ -180,6 +180,9 @@ def _setup_backward_context(ctx, inputs, output):
     ctx.output_mask = tuple(output_mask)
 
 
+_AccumulateGrad = torch._C._functions.AccumulateGrad
+
+
 def _output_mask(ctx, count: int) -> list[bool]:
     """Which of the first ``count`` inputs this backward pass really needs.
 
@@ -196,9 +199,6 @@ def _output_mask(ctx, count: int) -> list[bool]:
         if mask[i] and node is not None and not isinstance(node, _AccumulateGrad):
             mask[i] = torch._C._will_engine_execute_node(node)
     return mask
-
-
-_AccumulateGrad = torch._C._functions.AccumulateGrad
 
 
 def _grid_sample_grad(ctx, grad_output):
@@ -240,10 +240,6 @@ def _third_order(ctx, *grads):
     )
 
 
-def _setup_double_backward_context(ctx, inputs, output):
-    pass
-
-
 def _register() -> None:
     """Attach fake and autograd implementations to the ops, once."""
     global _registered
@@ -262,9 +258,5 @@ def _register() -> None:
         _grid_sample_backward_grad,
         setup_context=_setup_backward_context,
     )
-    torch.library.register_autograd(
-        library + "grid_sample_double_backward",
-        _third_order,
-        setup_context=_setup_double_backward_context,
-    )
+    torch.library.register_autograd(library + "grid_sample_double_backward", _third_order)
     _registered = True
