@@ -110,12 +110,18 @@ def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
         # Done here rather than in the kernels so that autograd saves the
         # transposed copy once for backward and double backward.
         input = input.contiguous(memory_format=_CHANNELS_LAST[input.dim()])
+    # Leaves get a view, a node the engine can report on (see _output_mask).
+    input, grid = _non_leaf(input), _non_leaf(grid)
     return torch.ops.torchsample.grid_sample(
         input, grid, _INTERPOLATION[mode], _PADDING[padding_mode], align_corners, smoothstep
     )
 
 
 _CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
+def _non_leaf(t: torch.Tensor) -> torch.Tensor:
+    return t.view_as(t) if t.is_leaf and t.requires_grad else t
 
 
 def _prefers_channels_last(input: torch.Tensor, grid: torch.Tensor) -> bool:
