@@ -11,6 +11,8 @@ an error that points to the reference backend.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from torchsample import _extension
@@ -21,6 +23,7 @@ _KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _INTEGER_DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 _registered = False
+_register_lock = threading.Lock()
 
 
 def unavailable_reason() -> str | None:
@@ -247,22 +250,25 @@ def _third_order(ctx, *grads):
 
 
 def _register() -> None:
-    """Attach fake and autograd implementations to the ops, once."""
+    """Attach fake and autograd implementations to the ops, once (thread-safe)."""
     global _registered
     if _registered:
         return
-    _extension.load()
-    library = "torchsample::"
-    torch.library.register_fake(library + "grid_sample", _fake_grid_sample)
-    torch.library.register_fake(library + "grid_sample_backward", _fake_backward)
-    torch.library.register_fake(library + "grid_sample_double_backward", _fake_double_backward)
-    torch.library.register_autograd(
-        library + "grid_sample", _grid_sample_grad, setup_context=_setup_context
-    )
-    torch.library.register_autograd(
-        library + "grid_sample_backward",
-        _grid_sample_backward_grad,
-        setup_context=_setup_backward_context,
-    )
-    torch.library.register_autograd(library + "grid_sample_double_backward", _third_order)
-    _registered = True
+    with _register_lock:
+        if _registered:
+            return
+        _extension.load()
+        library = "torchsample::"
+        torch.library.register_fake(library + "grid_sample", _fake_grid_sample)
+        torch.library.register_fake(library + "grid_sample_backward", _fake_backward)
+        torch.library.register_fake(library + "grid_sample_double_backward", _fake_double_backward)
+        torch.library.register_autograd(
+            library + "grid_sample", _grid_sample_grad, setup_context=_setup_context
+        )
+        torch.library.register_autograd(
+            library + "grid_sample_backward",
+            _grid_sample_backward_grad,
+            setup_context=_setup_backward_context,
+        )
+        torch.library.register_autograd(library + "grid_sample_double_backward", _third_order)
+        _registered = True
