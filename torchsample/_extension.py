@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shlex
 import sys
 import threading
 from pathlib import Path
@@ -69,13 +70,27 @@ def sources(with_cuda: bool) -> list[Path]:
     return found
 
 
+def _flags() -> tuple[list[str], list[str]]:
+    """C++ compiler and linker flags, with any extra ones from the environment.
+
+    ``TORCHSAMPLE_EXTRA_CFLAGS`` / ``TORCHSAMPLE_EXTRA_LDFLAGS`` exist for
+    instrumented builds (``scripts/sanitize_check.sh`` builds with ASan and
+    UBSan); they are part of the cache key, so such a build never replaces
+    the normal one.
+    """
+    cflags = _CXX_FLAGS + shlex.split(os.environ.get("TORCHSAMPLE_EXTRA_CFLAGS", ""))
+    ldflags = ["-fopenmp"] + shlex.split(os.environ.get("TORCHSAMPLE_EXTRA_LDFLAGS", ""))
+    return cflags, ldflags
+
+
 def _source_hash(files: list[Path]) -> str:
     digest = hashlib.sha256()
     headers = sorted(CSRC.rglob("*.h")) + sorted(CSRC.rglob("*.cuh"))
     for path in files + headers:
         digest.update(str(path.relative_to(CSRC)).encode())
         digest.update(path.read_bytes())
-    digest.update(" ".join(_CXX_FLAGS + _CUDA_FLAGS).encode())
+    cflags, ldflags = _flags()
+    digest.update(" ".join(cflags + ldflags + _CUDA_FLAGS).encode())
     return digest.hexdigest()[:16]
 
 
@@ -124,12 +139,13 @@ def _compile(plan: dict) -> None:
         file=sys.stderr,
         flush=True,
     )
+    cflags, ldflags = _flags()
     cpp_load(
         name=plan["name"],
         sources=[str(s) for s in plan["sources"]],
-        extra_cflags=_CXX_FLAGS,
+        extra_cflags=cflags,
         extra_cuda_cflags=_CUDA_FLAGS,
-        extra_ldflags=["-fopenmp"],
+        extra_ldflags=ldflags,
         extra_include_paths=[str(CSRC)],
         build_directory=str(plan["directory"]),
         is_python_module=False,
