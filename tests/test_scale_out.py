@@ -42,6 +42,12 @@ def training_data():
     return coords, targets
 
 
+def assert_compiled_serves(model, coords):
+    grid = coords.reshape(coords.shape[0], 1, -1, 2)
+    featmap = model.featmap.expand(coords.shape[0], -1, -1, -1)
+    assert ts.which_backend(featmap, grid, smoothstep=True).name == "compiled"
+
+
 def loss_of(model, coords, targets):
     return ((model(coords) - targets) ** 2).mean()
 
@@ -52,6 +58,7 @@ def _ddp_worker(rank, init_file, out_dir):
     try:
         model = DistributedDataParallel(FeatureGridModel())
         coords, targets = training_data()
+        assert_compiled_serves(model.module, coords)
         shard = slice(rank * SHARD, (rank + 1) * SHARD)
         loss_of(model, coords[shard], targets[shard]).backward()
         grads = {name: p.grad for name, p in model.module.named_parameters()}
@@ -88,6 +95,7 @@ def test_torch_compile_fullgraph_double_backward_training_step(monkeypatch):
     coords = training_data()[0][:4].requires_grad_()
 
     eager = FeatureGridModel()
+    assert_compiled_serves(eager, coords)
     eikonal_step(eager, coords).backward()
 
     compiled_model = FeatureGridModel()
