@@ -1,5 +1,7 @@
 """ts.grid_sample: known values, argument checks and the backend report."""
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -124,3 +126,22 @@ def test_bad_arguments_are_named(kwargs, error, message):
         ts.grid_sample(**kwargs)
     with pytest.raises(error, match=message):
         ts.which_backend(**kwargs)
+
+
+def test_unavailable_compiled_backend_warns_once_and_falls_back(monkeypatch):
+    from types import SimpleNamespace
+
+    from torchsample.ops import _dispatch
+
+    broken = SimpleNamespace(unavailable_reason=lambda: "no C++ compiler found")
+    monkeypatch.setitem(_dispatch.BACKENDS, "compiled", broken)
+    monkeypatch.setattr(_dispatch, "_warned_unavailable", set())
+    image, grid = torch.rand(1, 2, 4, 4), torch.rand(1, 3, 3, 2) * 2 - 1
+    with pytest.warns(RuntimeWarning, match="compiled backend is unavailable.*no C.. compiler"):
+        plain = ts.grid_sample(image, grid)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        smooth = ts.grid_sample(image, grid, smoothstep=True)
+        assert ts.which_backend(image, grid, smoothstep=True).name == "reference"
+    torch.testing.assert_close(plain, F.grid_sample(image, grid, align_corners=False))
+    assert smooth.shape == plain.shape
