@@ -175,6 +175,35 @@ Layout make_layout(const at::Tensor& input, const at::Tensor& grid,
   return l;
 }
 
+// Runs body(i, stencil) over points [begin, end), building each stencil (and
+// prefetching its taps in `input`) one point early: on an input larger than
+// the cache every tap is a miss, and this overlaps the misses of two points.
+template <typename scalar_t, typename T, typename F>
+void for_each_stencil(const scalar_t* grid, const scalar_t* input, const Layout& l,
+                      const Geometry& geo, int order, int64_t begin, int64_t end,
+                      const F& body) {
+  Stencil<T> st[2];
+  auto prepare = [&](int64_t i, Stencil<T>* s) {
+    T coord[3];
+    load_coord(grid + i * geo.dims, geo.dims, coord);
+    make_stencil(coord, geo, order, s);
+    const scalar_t* base = input + (i / l.P) * l.in_sN;
+    for (int k = 0; k < s->size; ++k) {
+      __builtin_prefetch(base + s->offset[k]);
+    }
+  };
+  if (begin < end) {
+    prepare(begin, &st[0]);
+  }
+  for (int64_t i = begin; i < end; ++i) {
+    const int now = (i - begin) & 1;
+    if (i + 1 < end) {
+      prepare(i + 1, &st[now ^ 1]);
+    }
+    body(i, st[now]);
+  }
+}
+
 // ---------------------------------------------------------------- forward --
 
 template <typename scalar_t>
@@ -186,13 +215,10 @@ void forward_kernel(const at::Tensor& input, const at::Tensor& grid, const at::T
   const scalar_t* g = grid.const_data_ptr<scalar_t>();
   scalar_t* out = output.mutable_data_ptr<scalar_t>();
   for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
-    Stencil<opmath_t> st;
-    opmath_t coord[3];
     opmath_t acc[kBlock];
-    for (int64_t i = begin; i < end; ++i) {
+    for_each_stencil<scalar_t, opmath_t>(
+        g, in, l, geo, 0, begin, end, [&](int64_t i, const Stencil<opmath_t>& st) {
       const int64_t n = i / l.P, p = i - n * l.P;
-      load_coord(g + i * geo.dims, geo.dims, coord);
-      make_stencil(coord, geo, 0, &st);
       for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
         const int64_t count = std::min(kBlock, l.C - c0);
         std::fill(acc, acc + count, nan_bias(st));
@@ -205,7 +231,7 @@ void forward_kernel(const at::Tensor& input, const at::Tensor& grid, const at::T
           out_c[c * l.P] = static_cast<scalar_t>(acc[c]);
         }
       }
-    }
+    });
   });
 }
 
@@ -255,13 +281,10 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
   opmath_t* gin = want_input ? grad_input.mutable_data_ptr<opmath_t>() : nullptr;
   if (want_grid) {
     for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
-      Stencil<opmath_t> st;
-      opmath_t coord[3];
       opmath_t gout[kBlock];
-      for (int64_t i = begin; i < end; ++i) {
+      for_each_stencil<scalar_t, opmath_t>(
+          g, in, l, geo, 1, begin, end, [&](int64_t i, const Stencil<opmath_t>& st) {
         const int64_t n = i / l.P, p = i - n * l.P;
-        load_coord(g + i * dims, dims, coord);
-        make_stencil(coord, geo, 1, &st);
         const opmath_t bias = nan_bias(st);
         opmath_t acc[3] = {bias, bias, bias};
         for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
@@ -278,7 +301,7 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
         for (int d = 0; d < dims; ++d) {
           ggrid[i * dims + d] = acc[d];
         }
-      }
+      });
     });
   }
   if (want_input) {
@@ -332,17 +355,17 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
   const int order = (has_ggg && want_grid) ? 2 : 1;
   opmath_t* gin = want_input ? grad_input.mutable_data_ptr<opmath_t>() : nullptr;
   if (want_ggo || want_grid) {
+    // Prefetching the taps in `input` suits the usual gg_grid-only call
+    // (eikonal losses); gg_input reads are as cheap or as dear as before.
     for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
-      Stencil<opmath_t> st;
-      opmath_t coord[3];
       opmath_t gout[kBlock];
       opmath_t out[kBlock];
       opmath_t a[kMaxTaps];
       opmath_t b[kMaxTaps][3];
-      for (int64_t i = begin; i < end; ++i) {
+      const scalar_t* prefetched = has_ggg ? in : ggi;
+      for_each_stencil<scalar_t, opmath_t>(
+          g, prefetched, l, geo, order, begin, end, [&](int64_t i, const Stencil<opmath_t>& st) {
         const int64_t n = i / l.P, p = i - n * l.P;
-        load_coord(g + i * dims, dims, coord);
-        make_stencil(coord, geo, order, &st);
         if (has_ggg) {
           opmath_t dir[3];
           load_coord(ggg + i * dims, dims, dir);
@@ -392,7 +415,7 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
             ggrid[i * dims + d] = acc[d];
           }
         }
-      }
+      });
     });
   }
   // The input gradient only flows through gg_grid.
