@@ -25,8 +25,9 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
 python -m torchsample.build
 library=$(python -c "from torchsample import _extension; print(_extension.build_plan()['library'])")
-# Proof that the kernels really are instrumented, not a cached normal build.
-if ! nm -D "$library" | grep -q "__asan_report\|__ubsan_handle"; then
+# Proof that the kernels really are instrumented, not a cached normal build
+# (grep reads all of nm's output: with -q, pipefail would see SIGPIPE).
+if ! nm -D "$library" | grep "__asan_report\|__ubsan_handle" >/dev/null; then
     echo "sanitize_check: $library is not instrumented" >&2
     exit 1
 fi
