@@ -60,6 +60,28 @@ inline Geometry make_geometry(const at::Tensor& input, int64_t interpolation, in
 }
 
 // Number of sampling points per batch element of a (b, *points, dims) grid.
+// Sizes and strides the CPU and CUDA kernels index with.  `output`-like tensors are
+// (b, c, p) with arbitrary strides; grids are contiguous (b, p, dims).
+struct Layout {
+  int64_t N, C, P;
+  int64_t in_sN, in_sC;
+  int64_t go_sN, go_sC, go_sP;
+};
+
+inline Layout make_layout(const at::Tensor& input, const at::Tensor& grid,
+                   const at::Tensor& grad_output) {
+  Layout l;
+  l.N = input.size(0);
+  l.C = input.size(1);
+  l.P = grid.size(1);
+  l.in_sN = input.stride(0);
+  l.in_sC = input.stride(1);
+  l.go_sN = grad_output.defined() ? grad_output.stride(0) : 0;
+  l.go_sC = grad_output.defined() ? grad_output.stride(1) : 0;
+  l.go_sP = grad_output.defined() ? grad_output.stride(2) : 0;
+  return l;
+}
+
 inline int64_t grid_points(const at::Tensor& grid) {
   int64_t points = 1;
   for (int64_t d = 1; d < grid.dim() - 1; ++d) {

@@ -153,28 +153,6 @@ inline void scatter_block(T w, const T* a, int64_t stride, int64_t count, T* dst
   }
 }
 
-// Pointers and strides common to all kernels.  `output`-like tensors are
-// (b, c, p) with arbitrary strides; grids are contiguous (b, p, dims).
-struct Layout {
-  int64_t N, C, P;
-  int64_t in_sN, in_sC;
-  int64_t go_sN, go_sC, go_sP;
-};
-
-Layout make_layout(const at::Tensor& input, const at::Tensor& grid,
-                   const at::Tensor& grad_output) {
-  Layout l;
-  l.N = input.size(0);
-  l.C = input.size(1);
-  l.P = grid.size(1);
-  l.in_sN = input.stride(0);
-  l.in_sC = input.stride(1);
-  l.go_sN = grad_output.defined() ? grad_output.stride(0) : 0;
-  l.go_sC = grad_output.defined() ? grad_output.stride(1) : 0;
-  l.go_sP = grad_output.defined() ? grad_output.stride(2) : 0;
-  return l;
-}
-
 // Runs body(i, stencil) over points [begin, end), building each stencil (and
 // prefetching its taps in `input`) one point early: on an input larger than
 // the cache every tap is a miss, and this overlaps the misses of two points.

@@ -21,28 +21,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// Pointers' strides: inputs (b, c, spatial...) strided, grids contiguous
-// (b, p, dims), gradients of the output (b, c, p) strided.
-struct Layout {
-  int64_t N, C, P;
-  int64_t in_sN, in_sC;
-  int64_t go_sN, go_sC, go_sP;
-};
-
-Layout make_layout(const at::Tensor& input, const at::Tensor& grid,
-                   const at::Tensor& grad_output) {
-  Layout l;
-  l.N = input.size(0);
-  l.C = input.size(1);
-  l.P = grid.size(1);
-  l.in_sN = input.stride(0);
-  l.in_sC = input.stride(1);
-  l.go_sN = grad_output.defined() ? grad_output.stride(0) : 0;
-  l.go_sC = grad_output.defined() ? grad_output.stride(1) : 0;
-  l.go_sP = grad_output.defined() ? grad_output.stride(2) : 0;
-  return l;
-}
-
 int64_t blocks_for(int64_t points) {
   return (points + kThreads - 1) / kThreads;
 }
