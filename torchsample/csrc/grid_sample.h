@@ -19,6 +19,10 @@
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define HOST_DEVICE __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+// Forced: GCC otherwise keeps the per-axis helpers as calls in the kernels'
+// innermost loops.
+#define HOST_DEVICE inline __attribute__((always_inline))
 #else
 #define HOST_DEVICE inline
 #endif
@@ -241,10 +245,10 @@ HOST_DEVICE void axis_taps(T coord, int64_t extent, const Geometry& geo, AxisTap
   push_tap(taps, base + 1, extent, w, dw * slope, d2w * slope * slope);
 }
 
-// Tensor product of the per-axis taps.  `coord` holds dims values (x, y[, z]);
-// `order` selects how many derivatives are needed (0, 1 or 2).
+// Tensor product of the per-axis taps (nearest and bicubic).
 template <typename T>
-HOST_DEVICE void make_stencil(const T* coord, const Geometry& geo, int order, Stencil<T>* st) {
+HOST_DEVICE void tap_product_stencil(const T* coord, const Geometry& geo, int order,
+                                     Stencil<T>* st) {
   AxisTaps<T> axes[3];
   for (int d = 0; d < geo.dims; ++d) {
     axis_taps(coord[d], geo.size[d], geo, &axes[d]);
@@ -290,6 +294,111 @@ HOST_DEVICE void make_stencil(const T* coord, const Geometry& geo, int order, St
     }
   }
   st->size = n;
+}
+
+// The two taps of one axis in (bi/tri)linear interpolation, both kept, each
+// flagged inside or outside the input.
+template <typename T>
+struct LinearAxis {
+  int64_t index[2];
+  bool inside[2];
+  T weight[2];
+  T grad[2];
+  T hessian[2];
+};
+
+template <typename T>
+HOST_DEVICE void linear_axis(T coord, int64_t extent, const Geometry& geo, LinearAxis<T>* a) {
+  T scale, pad_grad;
+  T x = unnormalize(coord, extent, geo.align_corners, &scale);
+  x = pad_coordinate(x, extent, geo.padding, geo.align_corners, &pad_grad);
+  x = safe_downgrade_to_int_range(x);
+  const T slope = scale * pad_grad;
+  const T base = std::floor(x);
+  T w, dw, d2w;
+  upper_weight(x - base, geo.smoothstep, &w, &dw, &d2w);
+  // safe_downgrade_to_int_range keeps base in int range, so the conversion
+  // is defined; only the inside flags decide which taps are read.
+  const int64_t low = static_cast<int64_t>(base);
+  a->index[0] = low;
+  a->index[1] = low + 1;
+  a->inside[0] = low >= 0 && low < extent;
+  a->inside[1] = low + 1 >= 0 && low + 1 < extent;
+  a->weight[0] = 1 - w;
+  a->weight[1] = w;
+  a->grad[0] = -dw * slope;
+  a->grad[1] = dw * slope;
+  a->hessian[0] = -d2w * slope * slope;
+  a->hessian[1] = d2w * slope * slope;
+}
+
+// Linear interpolation with the dimensionality known at compile time: the
+// 2^DIMS corners unroll, and corners outside the input are dropped without
+// branches.  Same products, in the same order, as tap_product_stencil.
+template <int DIMS, typename T>
+HOST_DEVICE void linear_stencil(const T* coord, const Geometry& geo, int order, Stencil<T>* st) {
+  LinearAxis<T> axes[DIMS];
+  for (int d = 0; d < DIMS; ++d) {
+    linear_axis(coord[d], geo.size[d], geo, &axes[d]);
+  }
+  st->nan_weights = false;
+  int n = 0;
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#pragma unroll
+#endif
+  for (int corner = 0; corner < (1 << DIMS); ++corner) {
+    T w[3] = {T(1), T(1), T(1)}, dw[3] = {T(0), T(0), T(0)}, d2w[3] = {T(0), T(0), T(0)};
+    int64_t offset = 0;
+    bool inside = true;
+    for (int d = 0; d < DIMS; ++d) {
+      const int side = (corner >> d) & 1;
+      w[d] = axes[d].weight[side];
+      dw[d] = axes[d].grad[side];
+      d2w[d] = axes[d].hessian[side];
+      offset += axes[d].index[side] * geo.stride[d];
+      inside = inside && axes[d].inside[side];
+    }
+    st->offset[n] = offset;
+    st->slow[n] = axes[DIMS - 1].index[(corner >> (DIMS - 1)) & 1];
+    st->weight[n] = w[0] * w[1] * w[2];
+    if (order >= 1) {
+      st->grad[n][0] = dw[0] * w[1] * w[2];
+      st->grad[n][1] = w[0] * dw[1] * w[2];
+      st->grad[n][2] = w[0] * w[1] * dw[2];
+    }
+    if (order >= 2) {
+      for (int d = 0; d < 3; ++d) {
+        st->hessian[n][d] = d2w[d] * w[(d + 1) % 3] * w[(d + 2) % 3];
+      }
+      st->hessian[n][3] = dw[0] * dw[1] * w[2];
+      st->hessian[n][4] = dw[0] * w[1] * dw[2];
+      st->hessian[n][5] = w[0] * dw[1] * dw[2];
+    }
+    n += inside ? 1 : 0;
+  }
+  st->size = n;
+}
+
+// The stencil of one grid point of an input with DIMS spatial dimensions.
+// `coord` holds DIMS values (x, y[, z]); `order` selects how many
+// derivatives are needed (0, 1 or 2).
+template <int DIMS, typename T>
+HOST_DEVICE void make_stencil(const T* coord, const Geometry& geo, int order, Stencil<T>* st) {
+  if (geo.interpolation == kBilinear) {
+    linear_stencil<DIMS>(coord, geo, order, st);
+  } else {
+    tap_product_stencil(coord, geo, order, st);
+  }
+}
+
+// The same with the dimensionality known at run time only.
+template <typename T>
+HOST_DEVICE void make_stencil(const T* coord, const Geometry& geo, int order, Stencil<T>* st) {
+  if (geo.dims == 2) {
+    make_stencil<2>(coord, geo, order, st);
+  } else {
+    make_stencil<3>(coord, geo, order, st);
+  }
 }
 
 // What a kernel adds to an output or grid gradient: NaN for NaN weights.

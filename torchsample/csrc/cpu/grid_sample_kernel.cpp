@@ -1,7 +1,10 @@
 // CPU kernels of the grid-sample ops.
 //
-// Gathers are split over points; scatters into the input gradient over
-// slabs of the input (see for_each_slab).  Arithmetic runs in
+// Gathers (the forward pass, and gradients with respect to the grid alone)
+// run over points in order, in tiles (see for_each_tile).  Passes that
+// scatter into the input gradient visit points grouped by slab of the input
+// (see Buckets), which makes them race-free without atomics and lets one
+// visit of a point compute its grid gradient as well.  Arithmetic runs in
 // at::opmath_type (float for half and bfloat16).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -11,6 +14,7 @@
 
 #include <algorithm>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "../grid_sample.h"
@@ -34,40 +38,167 @@ void for_each_range(int64_t total, int64_t channels, const F& body) {
   at::parallel_for(0, total, point_grain(channels), body);
 }
 
-// Scatters into the input gradient race-free without atomics or private
-// copies: each thread owns a slab of the input along its slowest spatial
-// axis, visits every point and applies only the taps inside its slab.
-// body(lo, hi) gets the slab's index range along that axis.
-template <typename F>
-void for_each_slab(int64_t total, int64_t channels, const Geometry& geo, const F& body) {
-  if (total == 0) {
-    return;
+template <typename scalar_t, typename T>
+void load_coord(const scalar_t* grid, int dims, T* coord) {
+  for (int d = 0; d < dims; ++d) {
+    coord[d] = static_cast<T>(grid[d]);
   }
-  const int64_t extent = geo.size[geo.dims - 1];
-  const int64_t threads = total < point_grain(channels) ? 1 : at::get_num_threads();
-  const int64_t slabs = std::max<int64_t>(1, std::min<int64_t>(threads, extent));
-  at::parallel_for(0, slabs, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t s = begin; s < end; ++s) {
-      body(extent * s / slabs, extent * (s + 1) / slabs);
-    }
-  });
 }
 
-// Whether a point has a tap in the slab [lo, hi) (cheap: one axis only).
-template <typename T>
-bool touches_slab(const T* coord, const Geometry& geo, int64_t lo, int64_t hi) {
-  const int axis = geo.dims - 1;
-  if (lo == 0 && hi == geo.size[axis]) {
-    return true;
+// Calls body(std::integral_constant<int, DIMS>) for the input's number of
+// spatial dimensions, so that kernels unroll their loops over axes.
+template <typename F>
+void with_dims(const Geometry& geo, const F& body) {
+  if (geo.dims == 2) {
+    body(std::integral_constant<int, 2>());
+  } else {
+    body(std::integral_constant<int, 3>());
   }
-  AxisTaps<T> taps;
-  axis_taps(coord[axis], geo.size[axis], geo, &taps);
-  for (int k = 0; k < taps.size; ++k) {
-    if (taps.index[k] >= lo && taps.index[k] < hi) {
-      return true;
+}
+
+// Outputs and incoming gradients are (b, c, p): the channels of one point
+// lie P elements apart, and for P a power of two all of them map to the
+// same cache set.  Kernels therefore stage kTile points at a time in a
+// point-major buffer and move whole rows of kTile points in or out.
+constexpr int64_t kTile = 32;
+
+// Runs body(i0, n, p0, size) over tiles of at most kTile consecutive points
+// of [begin, end) that stay within one batch element.
+template <typename F>
+void for_each_tile(int64_t begin, int64_t end, int64_t P, const F& body) {
+  for (int64_t i = begin; i < end;) {
+    const int64_t n = i / P, p = i - n * P;
+    const int64_t size = std::min({kTile, end - i, P - p});
+    body(i, n, p, size);
+    i += size;
+  }
+}
+
+// tile[j * C + c] = src[c * channel_stride + j * point_stride] for j < size.
+template <typename scalar_t, typename T>
+void load_tile(const scalar_t* src, int64_t channel_stride, int64_t point_stride, int64_t size,
+               int64_t C, T* tile) {
+  for (int64_t c = 0; c < C; ++c) {
+    const scalar_t* row = src + c * channel_stride;
+    for (int64_t j = 0; j < size; ++j) {
+      tile[j * C + c] = static_cast<T>(row[j * point_stride]);
     }
   }
-  return false;
+}
+
+// dst[c * channel_stride + j] = tile[j * C + c] for j < size.
+template <typename scalar_t, typename T>
+void store_tile(const T* tile, int64_t size, int64_t C, int64_t channel_stride, scalar_t* dst) {
+  for (int64_t c = 0; c < C; ++c) {
+    scalar_t* row = dst + c * channel_stride;
+    for (int64_t j = 0; j < size; ++j) {
+      row[j] = static_cast<scalar_t>(tile[j * C + c]);
+    }
+  }
+}
+
+// Points grouped for race-free scatters into an input-shaped buffer.  The
+// slowest input axis (y or z) is cut into slabs at least kMaxSpan indices
+// thick, and each point goes to the slab of its lowest tap along that axis.
+// A point's taps span fewer than kMaxSpan indices there, so the points of
+// slab s write only into slabs s and s + 1: all even slabs can be processed
+// at once, then all odd ones.  Points whose taps spread wider (bicubic
+// reflection of coordinates too large for float spacing) are kept aside
+// and processed by one thread at the end.
+constexpr int64_t kMaxSpan = 4;
+
+struct Buckets {
+  int64_t batches = 0;
+  int64_t slabs = 1;               // per batch element
+  std::vector<int64_t> start;      // bucket b holds order[start[b], start[b + 1])
+  std::vector<int64_t> order;      // flattened (batch, point) indices
+  std::vector<int64_t> wide;
+};
+
+// Lowest and highest tap index of one point along the slowest axis; false
+// when the point has no tap inside the input.
+template <typename T>
+bool slow_tap_range(const T* coord, const Geometry& geo, int64_t* lowest, int64_t* highest) {
+  const int axis = geo.dims - 1;
+  AxisTaps<T> taps;
+  axis_taps(coord[axis], geo.size[axis], geo, &taps);
+  if (taps.size == 0) {
+    return false;
+  }
+  *lowest = *highest = taps.index[0];
+  for (int k = 1; k < taps.size; ++k) {
+    *lowest = std::min(*lowest, taps.index[k]);
+    *highest = std::max(*highest, taps.index[k]);
+  }
+  return true;
+}
+
+template <typename scalar_t, typename T>
+Buckets make_buckets(const scalar_t* grid, int64_t N, int64_t P, const Geometry& geo) {
+  Buckets b;
+  b.batches = N;
+  const int64_t extent = geo.size[geo.dims - 1];
+  // As thin as allowed: the taps of one slab's points then stay within a few
+  // megabytes of the input and of its gradient, which the TLB and the last
+  // level cache hold, where points in input order touch every page.
+  b.slabs = std::max<int64_t>(1, extent / kMaxSpan);
+  const int64_t thickness = (extent + b.slabs - 1) / b.slabs;
+  // Slab of each point, or -1 for the wide ones.  Points without taps
+  // scatter nothing; slab 0 takes them.
+  std::vector<int64_t> slab(N * P);
+  for_each_range(N * P, 1, [&](int64_t begin, int64_t end) {
+    T coord[3];
+    int64_t lowest, highest;
+    for (int64_t i = begin; i < end; ++i) {
+      load_coord(grid + i * geo.dims, geo.dims, coord);
+      if (!slow_tap_range(coord, geo, &lowest, &highest)) {
+        slab[i] = 0;
+      } else if (b.slabs > 1 && highest - lowest >= thickness) {
+        slab[i] = -1;
+      } else {
+        slab[i] = lowest / thickness;
+      }
+    }
+  });
+  // Counting sort by (batch, slab), stable in the point index.
+  b.start.assign(N * b.slabs + 1, 0);
+  for (int64_t i = 0; i < N * P; ++i) {
+    if (slab[i] >= 0) {
+      ++b.start[(i / P) * b.slabs + slab[i] + 1];
+    }
+  }
+  for (size_t k = 1; k < b.start.size(); ++k) {
+    b.start[k] += b.start[k - 1];
+  }
+  b.order.resize(b.start.back());
+  std::vector<int64_t> next(b.start.begin(), b.start.end() - 1);
+  for (int64_t i = 0; i < N * P; ++i) {
+    if (slab[i] >= 0) {
+      b.order[next[(i / P) * b.slabs + slab[i]]++] = i;
+    } else {
+      b.wide.push_back(i);
+    }
+  }
+  return b;
+}
+
+// Runs body(indices, count) on lists of points: every bucket of one parity,
+// in parallel, then the other parity, then the wide points.
+template <typename F>
+void for_each_bucket(const Buckets& b, const F& body) {
+  for (int64_t parity = 0; parity < 2; ++parity) {
+    const int64_t per_batch = (b.slabs + 1 - parity) / 2;
+    if (per_batch == 0) {
+      continue;
+    }
+    at::parallel_for(0, b.batches * per_batch, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        const int64_t bucket = (j / per_batch) * b.slabs + 2 * (j % per_batch) + parity;
+        body(b.order.data() + b.start[bucket], b.start[bucket + 1] - b.start[bucket]);
+      }
+    });
+  }
+  body(b.wide.data(), static_cast<int64_t>(b.wide.size()));
 }
 
 // Derivative of each tap's weight along `dir` (a), and optionally the
@@ -90,28 +221,9 @@ void directional(const Stencil<T>& st, const T* dir, int dims, T* a, T (*b)[3]) 
   }
 }
 
+// dst[c] += w * src[c * stride] for every channel.
 template <typename scalar_t, typename T>
-void load_coord(const scalar_t* grid, int dims, T* coord) {
-  for (int d = 0; d < dims; ++d) {
-    coord[d] = static_cast<T>(grid[d]);
-  }
-}
-
-// Channels are processed in blocks held in small local arrays, so that with a
-// channels-last input (channel stride 1) the loops over a block are
-// contiguous and vectorize.
-constexpr int64_t kBlock = 64;
-
-template <typename scalar_t, typename T>
-void load_block(const scalar_t* src, int64_t stride, int64_t count, T* dst) {
-  for (int64_t c = 0; c < count; ++c) {
-    dst[c] = static_cast<T>(src[c * stride]);
-  }
-}
-
-// dst[c] += w * src[c * stride] for a block of channels.
-template <typename scalar_t, typename T>
-inline void axpy_block(T w, const scalar_t* src, int64_t stride, int64_t count, T* dst) {
+inline void axpy_channels(T w, const scalar_t* src, int64_t stride, int64_t count, T* dst) {
   if (stride == 1) {
     for (int64_t c = 0; c < count; ++c) {
       dst[c] += w * static_cast<T>(src[c]);
@@ -123,25 +235,35 @@ inline void axpy_block(T w, const scalar_t* src, int64_t stride, int64_t count, 
   }
 }
 
-// sum_c a[c] * src[c * stride] for a block of channels.
+// sum_c a[c] * src[c * stride].  Summed in kLanes partial sums: a single
+// running sum is a chain of dependent additions the compiler may not
+// reorder, so it would not vectorize.
+constexpr int64_t kLanes = 8;
+
 template <typename scalar_t, typename T>
-inline T dot_block(const T* a, const scalar_t* src, int64_t stride, int64_t count) {
-  T sum = 0;
+inline T dot_channels(const T* a, const scalar_t* src, int64_t stride, int64_t count) {
+  T part[kLanes] = {};
+  int64_t c = 0;
   if (stride == 1) {
-    for (int64_t c = 0; c < count; ++c) {
-      sum += a[c] * static_cast<T>(src[c]);
+    for (; c + kLanes <= count; c += kLanes) {
+      for (int64_t j = 0; j < kLanes; ++j) {
+        part[j] += a[c + j] * static_cast<T>(src[c + j]);
+      }
     }
-  } else {
-    for (int64_t c = 0; c < count; ++c) {
-      sum += a[c] * static_cast<T>(src[c * stride]);
-    }
+  }
+  for (; c < count; ++c) {
+    part[0] += a[c] * static_cast<T>(src[c * stride]);
+  }
+  T sum = 0;
+  for (int64_t j = 0; j < kLanes; ++j) {
+    sum += part[j];
   }
   return sum;
 }
 
-// dst[c * stride] += w * a[c] for a block of channels.
+// dst[c * stride] += w * a[c].
 template <typename T>
-inline void scatter_block(T w, const T* a, int64_t stride, int64_t count, T* dst) {
+inline void scatter_channels(T w, const T* a, int64_t stride, int64_t count, T* dst) {
   if (stride == 1) {
     for (int64_t c = 0; c < count; ++c) {
       dst[c] += w * a[c];
@@ -153,38 +275,47 @@ inline void scatter_block(T w, const T* a, int64_t stride, int64_t count, T* dst
   }
 }
 
-// Runs body(i, stencil) over points [begin, end), building each stencil (and
-// prefetching its taps in `input`) one point early: on an input larger than
-// the cache every tap is a miss, and this overlaps the misses of two points.
-template <typename scalar_t, typename T, typename F>
-void for_each_stencil(const scalar_t* grid, const scalar_t* input, const Layout& l,
-                      const Geometry& geo, int order, int64_t begin, int64_t end,
+// Batch element of the flattened point index i (a division only when needed).
+inline int64_t batch_of(int64_t i, const Layout& l) {
+  return l.N == 1 ? 0 : i / l.P;
+}
+
+// Runs body(j, i, stencil) for j < count over the points i = index(j),
+// building each stencil (and prefetching its taps in `read` and, if given,
+// `write`) one point early: on an input larger than the cache every tap is
+// a miss, and this overlaps the misses of two points.
+template <int DIMS, typename T, typename scalar_t, typename Index, typename F>
+void for_each_stencil(const scalar_t* grid, const Geometry& geo, int order, const Layout& l,
+                      const scalar_t* read, const T* write, int64_t count, const Index& index,
                       const F& body) {
   Stencil<T> st[2];
   auto prepare = [&](int64_t i, Stencil<T>* s) {
     T coord[3];
-    load_coord(grid + i * geo.dims, geo.dims, coord);
-    make_stencil(coord, geo, order, s);
-    const scalar_t* base = input + (i / l.P) * l.in_sN;
+    load_coord(grid + i * DIMS, DIMS, coord);
+    make_stencil<DIMS>(coord, geo, order, s);
+    const int64_t base = batch_of(i, l) * l.in_sN;
     for (int k = 0; k < s->size; ++k) {
-      __builtin_prefetch(base + s->offset[k]);
+      __builtin_prefetch(read + base + s->offset[k]);
+      if (write != nullptr) {
+        __builtin_prefetch(write + base + s->offset[k], 1);
+      }
     }
   };
-  if (begin < end) {
-    prepare(begin, &st[0]);
+  if (count > 0) {
+    prepare(index(0), &st[0]);
   }
-  for (int64_t i = begin; i < end; ++i) {
-    const int now = (i - begin) & 1;
-    if (i + 1 < end) {
-      prepare(i + 1, &st[now ^ 1]);
+  for (int64_t j = 0; j < count; ++j) {
+    const int now = j & 1;
+    if (j + 1 < count) {
+      prepare(index(j + 1), &st[now ^ 1]);
     }
-    body(i, st[now]);
+    body(j, index(j), st[now]);
   }
 }
 
 // ---------------------------------------------------------------- forward --
 
-template <typename scalar_t>
+template <int DIMS, typename scalar_t>
 void forward_kernel(const at::Tensor& input, const at::Tensor& grid, const at::Tensor& output,
                     const Geometry& geo) {
   using opmath_t = at::opmath_type<scalar_t>;
@@ -193,22 +324,20 @@ void forward_kernel(const at::Tensor& input, const at::Tensor& grid, const at::T
   const scalar_t* g = grid.const_data_ptr<scalar_t>();
   scalar_t* out = output.mutable_data_ptr<scalar_t>();
   for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
-    opmath_t acc[kBlock];
-    for_each_stencil<scalar_t, opmath_t>(
-        g, in, l, geo, 0, begin, end, [&](int64_t i, const Stencil<opmath_t>& st) {
-      const int64_t n = i / l.P, p = i - n * l.P;
-      for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
-        const int64_t count = std::min(kBlock, l.C - c0);
-        std::fill(acc, acc + count, nan_bias(st));
-        const scalar_t* in_c = in + n * l.in_sN + c0 * l.in_sC;
-        for (int k = 0; k < st.size; ++k) {
-          axpy_block(st.weight[k], in_c + st.offset[k], l.in_sC, count, acc);
-        }
-        scalar_t* out_c = out + (n * l.C + c0) * l.P + p;
-        for (int64_t c = 0; c < count; ++c) {
-          out_c[c * l.P] = static_cast<scalar_t>(acc[c]);
-        }
-      }
+    std::vector<opmath_t> tile(kTile * l.C);
+    for_each_tile(begin, end, l.P, [&](int64_t i0, int64_t n, int64_t p0, int64_t size) {
+      const scalar_t* in_n = in + n * l.in_sN;
+      for_each_stencil<DIMS, opmath_t>(
+          g, geo, 0, l, in, static_cast<const opmath_t*>(nullptr), size,
+          [&](int64_t j) { return i0 + j; },
+          [&](int64_t j, int64_t, const Stencil<opmath_t>& st) {
+            opmath_t* acc = tile.data() + j * l.C;
+            std::fill(acc, acc + l.C, nan_bias(st));
+            for (int k = 0; k < st.size; ++k) {
+              axpy_channels(st.weight[k], in_n + st.offset[k], l.in_sC, l.C, acc);
+            }
+          });
+      store_tile(tile.data(), size, l.C, l.P, out + n * l.C * l.P + p0);
     });
   });
 }
@@ -242,9 +371,67 @@ at::Tensor nearest_integer_forward(const at::Tensor& input, const at::Tensor& gr
   return gather_nearest(input, offsets, geo);
 }
 
+// ---------------------------------------------------------- drivers --
+
+// How the backward kernels visit points.  `body(i, stencil, gout, out)` gets
+// the gradient of the output at point i (C values) and, when outputs per
+// point are wanted, C values to fill.
+//
+// Gather-only passes run over tiles in point order; passes that scatter
+// (`scatter`) run over Buckets, reading the output gradient from a
+// point-major copy.  `out` values go to `out_tensor` ((b, c, p), may be
+// undefined).
+template <int DIMS, typename scalar_t, typename F>
+void visit_points(const at::Tensor& grad_output, const at::Tensor& grid, const Layout& l,
+                  const Geometry& geo, int order, const scalar_t* read,
+                  at::opmath_type<scalar_t>* write, bool scatter, const at::Tensor& out_tensor,
+                  const F& body) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const scalar_t* g = grid.const_data_ptr<scalar_t>();
+  const scalar_t* go = grad_output.const_data_ptr<scalar_t>();
+  scalar_t* out = out_tensor.defined() ? out_tensor.mutable_data_ptr<scalar_t>() : nullptr;
+  if (!scatter) {
+    for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
+      std::vector<opmath_t> gout(kTile * l.C), outs(out ? kTile * l.C : 0);
+      for_each_tile(begin, end, l.P, [&](int64_t i0, int64_t n, int64_t p0, int64_t size) {
+        load_tile(go + n * l.go_sN + p0 * l.go_sP, l.go_sC, l.go_sP, size, l.C, gout.data());
+        for_each_stencil<DIMS, opmath_t>(
+            g, geo, order, l, read, static_cast<const opmath_t*>(nullptr), size,
+            [&](int64_t j) { return i0 + j; },
+            [&](int64_t j, int64_t i, const Stencil<opmath_t>& st) {
+              body(i, st, gout.data() + j * l.C, out ? outs.data() + j * l.C : nullptr);
+            });
+        if (out) {
+          store_tile(outs.data(), size, l.C, l.P, out + n * l.C * l.P + p0);
+        }
+      });
+    });
+    return;
+  }
+  const at::Tensor point_major =
+      at::empty({l.N, l.P, l.C}, grad_output.options().dtype(at::toOpMathType(grad_output.scalar_type())));
+  point_major.copy_(grad_output.transpose(1, 2));
+  const opmath_t* gout = point_major.const_data_ptr<opmath_t>();
+  const Buckets buckets = make_buckets<scalar_t, opmath_t>(g, l.N, l.P, geo);
+  for_each_bucket(buckets, [&](const int64_t* points, int64_t count) {
+    std::vector<opmath_t> outs(out ? l.C : 0);
+    for_each_stencil<DIMS, opmath_t>(
+        g, geo, order, l, read, write, count, [&](int64_t j) { return points[j]; },
+        [&](int64_t, int64_t i, const Stencil<opmath_t>& st) {
+          body(i, st, gout + i * l.C, out ? outs.data() : nullptr);
+          if (out) {
+            const int64_t n = batch_of(i, l), p = i - n * l.P;
+            for (int64_t c = 0; c < l.C; ++c) {
+              out[(n * l.C + c) * l.P + p] = static_cast<scalar_t>(outs[c]);
+            }
+          }
+        });
+  });
+}
+
 // --------------------------------------------------------------- backward --
 
-template <typename scalar_t>
+template <int DIMS, typename scalar_t>
 void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
                      const at::Tensor& grid, const at::Tensor& grad_input,
                      const at::Tensor& grad_grid, const Geometry& geo) {
@@ -252,66 +439,37 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
   const Layout l = make_layout(input, grid, grad_output);
   const bool want_input = grad_input.defined(), want_grid = grad_grid.defined();
   const scalar_t* in = input.const_data_ptr<scalar_t>();
-  const scalar_t* g = grid.const_data_ptr<scalar_t>();
-  const scalar_t* go = grad_output.const_data_ptr<scalar_t>();
   opmath_t* ggrid = want_grid ? grad_grid.mutable_data_ptr<opmath_t>() : nullptr;
-  const int dims = geo.dims;
   opmath_t* gin = want_input ? grad_input.mutable_data_ptr<opmath_t>() : nullptr;
-  if (want_grid) {
-    for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
-      opmath_t gout[kBlock];
-      for_each_stencil<scalar_t, opmath_t>(
-          g, in, l, geo, 1, begin, end, [&](int64_t i, const Stencil<opmath_t>& st) {
-        const int64_t n = i / l.P, p = i - n * l.P;
-        const opmath_t bias = nan_bias(st);
-        opmath_t acc[3] = {bias, bias, bias};
-        for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
-          const int64_t count = std::min(kBlock, l.C - c0);
-          load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
-          const int64_t base = n * l.in_sN + c0 * l.in_sC;
+  constexpr int dims = DIMS;
+  visit_points<DIMS, scalar_t>(
+      grad_output, grid, l, geo, want_grid ? 1 : 0, in, gin, want_input, at::Tensor(),
+      [&](int64_t i, const Stencil<opmath_t>& st, const opmath_t* gout, opmath_t*) {
+        const int64_t base = batch_of(i, l) * l.in_sN;
+        if (want_grid) {
+          const opmath_t bias = nan_bias(st);
+          opmath_t acc[3] = {bias, bias, bias};
           for (int k = 0; k < st.size; ++k) {
-            const opmath_t v = dot_block(gout, in + base + st.offset[k], l.in_sC, count);
+            const opmath_t v = dot_channels(gout, in + base + st.offset[k], l.in_sC, l.C);
             for (int d = 0; d < dims; ++d) {
               acc[d] += st.grad[k][d] * v;
             }
           }
-        }
-        for (int d = 0; d < dims; ++d) {
-          ggrid[i * dims + d] = acc[d];
-        }
-      });
-    });
-  }
-  if (want_input) {
-    for_each_slab(l.N * l.P, l.C, geo, [&](int64_t lo, int64_t hi) {
-      Stencil<opmath_t> st;
-      opmath_t coord[3];
-      opmath_t gout[kBlock];
-      for (int64_t i = 0; i < l.N * l.P; ++i) {
-        load_coord(g + i * dims, dims, coord);
-        if (!touches_slab(coord, geo, lo, hi)) {
-          continue;
-        }
-        const int64_t n = i / l.P, p = i - n * l.P;
-        make_stencil(coord, geo, 0, &st);
-        for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
-          const int64_t count = std::min(kBlock, l.C - c0);
-          load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
-          opmath_t* dst = gin + n * l.in_sN + c0 * l.in_sC;
-          for (int k = 0; k < st.size; ++k) {
-            if (st.slow[k] >= lo && st.slow[k] < hi) {
-              scatter_block(st.weight[k], gout, l.in_sC, count, dst + st.offset[k]);
-            }
+          for (int d = 0; d < dims; ++d) {
+            ggrid[i * dims + d] = acc[d];
           }
         }
-      }
-    });
-  }
+        if (want_input) {
+          for (int k = 0; k < st.size; ++k) {
+            scatter_channels(st.weight[k], gout, l.in_sC, l.C, gin + base + st.offset[k]);
+          }
+        }
+      });
 }
 
 // -------------------------------------------------------- double backward --
 
-template <typename scalar_t>
+template <int DIMS, typename scalar_t>
 void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_grid,
                             const at::Tensor& grad_output, const at::Tensor& input,
                             const at::Tensor& grid, const at::Tensor& gg_output,
@@ -320,71 +478,63 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
   using opmath_t = at::opmath_type<scalar_t>;
   const Layout l = make_layout(input, grid, grad_output);
   const bool has_ggi = gg_input.defined(), has_ggg = gg_grid.defined();
-  const bool want_ggo = gg_output.defined(), want_input = grad_input.defined(),
-             want_grid = grad_grid.defined();
+  const bool want_ggo = gg_output.defined(), want_grid = grad_grid.defined();
+  // The input gradient only flows through gg_grid.
+  const bool want_input = grad_input.defined() && has_ggg;
   const scalar_t* in = input.const_data_ptr<scalar_t>();
-  const scalar_t* g = grid.const_data_ptr<scalar_t>();
-  const scalar_t* go = grad_output.const_data_ptr<scalar_t>();
   const scalar_t* ggi = has_ggi ? gg_input.const_data_ptr<scalar_t>() : nullptr;
   const scalar_t* ggg = has_ggg ? gg_grid.const_data_ptr<scalar_t>() : nullptr;
-  scalar_t* ggo = want_ggo ? gg_output.mutable_data_ptr<scalar_t>() : nullptr;
   opmath_t* ggrid = want_grid ? grad_grid.mutable_data_ptr<opmath_t>() : nullptr;
-  const int dims = geo.dims;
-  const int order = (has_ggg && want_grid) ? 2 : 1;
   opmath_t* gin = want_input ? grad_input.mutable_data_ptr<opmath_t>() : nullptr;
-  if (want_ggo || want_grid) {
-    // Prefetching the taps in `input` suits the usual gg_grid-only call
-    // (eikonal losses); gg_input reads are as cheap or as dear as before.
-    for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
-      opmath_t gout[kBlock];
-      opmath_t out[kBlock];
-      opmath_t a[kMaxTaps];
-      opmath_t b[kMaxTaps][3];
-      const scalar_t* prefetched = has_ggg ? in : ggi;
-      for_each_stencil<scalar_t, opmath_t>(
-          g, prefetched, l, geo, order, begin, end, [&](int64_t i, const Stencil<opmath_t>& st) {
-        const int64_t n = i / l.P, p = i - n * l.P;
+  constexpr int dims = DIMS;
+  if (!(want_ggo || want_grid || want_input)) {
+    return;
+  }
+  // Prefetching the taps in `input` suits the usual gg_grid-only call
+  // (eikonal losses); gg_input reads are as cheap or as dear as before.
+  const scalar_t* prefetched = has_ggg ? in : ggi;
+  visit_points<DIMS, scalar_t>(
+      grad_output, grid, l, geo, (has_ggg && want_grid) ? 2 : 1, prefetched, gin, want_input,
+      gg_output,
+      [&](int64_t i, const Stencil<opmath_t>& st, const opmath_t* gout, opmath_t* out) {
+        opmath_t a[kMaxTaps];
+        opmath_t b[kMaxTaps][3];
         if (has_ggg) {
           opmath_t dir[3];
           load_coord(ggg + i * dims, dims, dir);
-          directional<opmath_t>(st, dir, dims, a, order == 2 ? b : nullptr);
+          directional<opmath_t>(st, dir, dims, a, want_grid ? b : nullptr);
         }
         const opmath_t bias = nan_bias(st);
         opmath_t acc[3] = {bias, bias, bias};
-        for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
-          const int64_t count = std::min(kBlock, l.C - c0);
-          load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
-          std::fill(out, out + count, bias);
-          const int64_t base = n * l.in_sN + c0 * l.in_sC;
-          for (int k = 0; k < st.size; ++k) {
-            const int64_t at = base + st.offset[k];
-            if (has_ggi) {
-              if (want_ggo) {
-                axpy_block(st.weight[k], ggi + at, l.in_sC, count, out);
-              }
-              if (want_grid) {
-                const opmath_t v = dot_block(gout, ggi + at, l.in_sC, count);
-                for (int e = 0; e < dims; ++e) {
-                  acc[e] += st.grad[k][e] * v;
-                }
-              }
+        if (want_ggo) {
+          std::fill(out, out + l.C, bias);
+        }
+        const int64_t base = batch_of(i, l) * l.in_sN;
+        for (int k = 0; k < st.size; ++k) {
+          const int64_t at = base + st.offset[k];
+          if (has_ggi) {
+            if (want_ggo) {
+              axpy_channels(st.weight[k], ggi + at, l.in_sC, l.C, out);
             }
-            if (has_ggg) {
-              if (want_ggo) {
-                axpy_block(a[k], in + at, l.in_sC, count, out);
-              }
-              if (want_grid) {
-                const opmath_t v = dot_block(gout, in + at, l.in_sC, count);
-                for (int e = 0; e < dims; ++e) {
-                  acc[e] += b[k][e] * v;
-                }
+            if (want_grid) {
+              const opmath_t v = dot_channels(gout, ggi + at, l.in_sC, l.C);
+              for (int e = 0; e < dims; ++e) {
+                acc[e] += st.grad[k][e] * v;
               }
             }
           }
-          if (want_ggo) {
-            scalar_t* dst = ggo + (n * l.C + c0) * l.P + p;
-            for (int64_t c = 0; c < count; ++c) {
-              dst[c * l.P] = static_cast<scalar_t>(out[c]);
+          if (has_ggg) {
+            if (want_ggo) {
+              axpy_channels(a[k], in + at, l.in_sC, l.C, out);
+            }
+            if (want_grid) {
+              const opmath_t v = dot_channels(gout, in + at, l.in_sC, l.C);
+              for (int e = 0; e < dims; ++e) {
+                acc[e] += b[k][e] * v;
+              }
+            }
+            if (want_input) {
+              scatter_channels(a[k], gout, l.in_sC, l.C, gin + at);
             }
           }
         }
@@ -394,38 +544,6 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
           }
         }
       });
-    });
-  }
-  // The input gradient only flows through gg_grid.
-  if (want_input && has_ggg) {
-    for_each_slab(l.N * l.P, l.C, geo, [&](int64_t lo, int64_t hi) {
-      Stencil<opmath_t> st;
-      opmath_t coord[3];
-      opmath_t gout[kBlock];
-      opmath_t a[kMaxTaps];
-      for (int64_t i = 0; i < l.N * l.P; ++i) {
-        load_coord(g + i * dims, dims, coord);
-        if (!touches_slab(coord, geo, lo, hi)) {
-          continue;
-        }
-        const int64_t n = i / l.P, p = i - n * l.P;
-        make_stencil(coord, geo, 1, &st);
-        opmath_t dir[3];
-        load_coord(ggg + i * dims, dims, dir);
-        directional<opmath_t>(st, dir, dims, a, nullptr);
-        for (int64_t c0 = 0; c0 < l.C; c0 += kBlock) {
-          const int64_t count = std::min(kBlock, l.C - c0);
-          load_block(go + n * l.go_sN + c0 * l.go_sC + p * l.go_sP, l.go_sC, count, gout);
-          opmath_t* dst = gin + n * l.in_sN + c0 * l.in_sC;
-          for (int k = 0; k < st.size; ++k) {
-            if (st.slow[k] >= lo && st.slow[k] < hi) {
-              scatter_block(a[k], gout, l.in_sC, count, dst + st.offset[k]);
-            }
-          }
-        }
-      }
-    });
-  }
 }
 
 // ------------------------------------------------------------ op wrappers --
@@ -447,7 +565,11 @@ at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid,
   at::Tensor output = at::empty({input.size(0), input.size(1), flat.size(1)}, input.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
                                   "torchsample_grid_sample_cpu",
-                                  [&] { forward_kernel<scalar_t>(input, flat, output, geo); });
+                                  [&] {
+                                    with_dims(geo, [&](auto dims) {
+                                      forward_kernel<dims(), scalar_t>(input, flat, output, geo);
+                                    });
+                                  });
   return output.view(shape);
 }
 
@@ -464,8 +586,10 @@ std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cpu(
   at::Tensor grad_grid = output_mask[1] ? at::empty(flat.sizes(), acc) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "torchsample_grid_sample_backward_cpu", [&] {
-        backward_kernel<scalar_t>(flat_grad_output(grad_output, grid), input, flat, grad_input, grad_grid,
-                                  geo);
+        with_dims(geo, [&](auto dims) {
+          backward_kernel<dims(), scalar_t>(flat_grad_output(grad_output, grid), input, flat,
+                                            grad_input, grad_grid, geo);
+        });
       });
   return {output_mask[0] ? grad_input.to(input.scalar_type()) : at::empty({0}, input.options()),
           output_mask[1] ? finish_grid_grad(grad_grid, grid) : at::empty({0}, grid.options())};
@@ -494,8 +618,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf, at::kBFloat16, input.scalar_type(),
         "torchsample_grid_sample_double_backward_cpu", [&] {
-          double_backward_kernel<scalar_t>(gg_input, gg_grid, flat_grad_output(grad_output, grid),
-                                           input, flat, gg_output, grad_input, grad_grid, geo);
+          with_dims(geo, [&](auto dims) {
+            double_backward_kernel<dims(), scalar_t>(gg_input, gg_grid,
+                                                     flat_grad_output(grad_output, grid), input,
+                                                     flat, gg_output, grad_input, grad_grid, geo);
+          });
         });
   }
   return {output_mask[0] ? gg_output.view(grad_output.sizes()) : at::empty({0}, input.options()),
