@@ -143,41 +143,46 @@ Buckets make_buckets(const scalar_t* grid, int64_t N, int64_t P, const Geometry&
   // level cache hold, where points in input order touch every page.
   b.slabs = std::max<int64_t>(1, extent / kMaxSpan);
   const int64_t thickness = (extent + b.slabs - 1) / b.slabs;
-  // Slab of each point, or -1 for the wide ones.  Points without taps
+  // Bucket of each point, or -1 for the wide ones.  Points without taps
   // scatter nothing; slab 0 takes them.
-  std::vector<int64_t> slab(N * P);
+  std::vector<int32_t> bucket(N * P);
   for_each_range(N * P, 1, [&](int64_t begin, int64_t end) {
     T coord[3];
     int64_t lowest, highest;
     for (int64_t i = begin; i < end; ++i) {
+      const int64_t first = (i / P) * b.slabs;
       load_coord(grid + i * geo.dims, geo.dims, coord);
       if (!slow_tap_range(coord, geo, &lowest, &highest)) {
-        slab[i] = 0;
+        bucket[i] = static_cast<int32_t>(first);
       } else if (b.slabs > 1 && highest - lowest >= thickness) {
-        slab[i] = -1;
+        bucket[i] = -1;
       } else {
-        slab[i] = lowest / thickness;
+        bucket[i] = static_cast<int32_t>(first + lowest / thickness);
       }
     }
   });
-  // Counting sort by (batch, slab), stable in the point index.
+  // Counting sort, stable in the point index.
   b.start.assign(N * b.slabs + 1, 0);
-  for (int64_t i = 0; i < N * P; ++i) {
-    if (slab[i] >= 0) {
-      ++b.start[(i / P) * b.slabs + slab[i] + 1];
-    }
+  for (const int32_t k : bucket) {
+    ++b.start[k + 1];
   }
   for (size_t k = 1; k < b.start.size(); ++k) {
     b.start[k] += b.start[k - 1];
   }
-  b.order.resize(b.start.back());
+  // Wide points (key -1) sort first: they go to their own list instead.
+  const int64_t wide = b.start[0];
+  b.wide.reserve(wide);
+  b.order.resize(N * P - wide);
   std::vector<int64_t> next(b.start.begin(), b.start.end() - 1);
   for (int64_t i = 0; i < N * P; ++i) {
-    if (slab[i] >= 0) {
-      b.order[next[(i / P) * b.slabs + slab[i]]++] = i;
+    if (bucket[i] >= 0) {
+      b.order[next[bucket[i]]++ - wide] = i;
     } else {
       b.wide.push_back(i);
     }
+  }
+  for (int64_t& k : b.start) {
+    k -= wide;
   }
   return b;
 }
@@ -203,8 +208,8 @@ void for_each_bucket(const Buckets& b, const F& body) {
 
 // Derivative of each tap's weight along `dir` (a), and optionally the
 // gradient of that directional derivative (b).
-template <typename T>
-void directional(const Stencil<T>& st, const T* dir, int dims, T* a, T (*b)[3]) {
+template <int dims, typename T>
+void directional(const Stencil<T>& st, const T* dir, T* a, T (*b)[3]) {
   for (int k = 0; k < st.size; ++k) {
     a[k] = 0;
     for (int d = 0; d < dims; ++d) {
@@ -380,12 +385,15 @@ at::Tensor nearest_integer_forward(const at::Tensor& input, const at::Tensor& gr
 // Gather-only passes run over tiles in point order; passes that scatter
 // (`scatter`) run over Buckets, reading the output gradient from a
 // point-major copy.  `out` values go to `out_tensor` ((b, c, p), may be
-// undefined).
+// undefined).  `directions` (dims values per point, may be null) are rows the
+// body reads per point, prefetched in bucket order.
 template <int DIMS, typename scalar_t, typename F>
 void visit_points(const at::Tensor& grad_output, const at::Tensor& grid, const Layout& l,
                   const Geometry& geo, int order, const scalar_t* read,
-                  at::opmath_type<scalar_t>* write, bool scatter, const at::Tensor& out_tensor,
-                  const F& body) {
+                  at::opmath_type<scalar_t>* write, const scalar_t* directions, bool scatter,
+                  const at::Tensor& out_tensor, const F& body) {
+  constexpr int64_t kLookahead = 4;
+  constexpr int64_t kLineItems = 64 / sizeof(at::opmath_type<scalar_t>);
   using opmath_t = at::opmath_type<scalar_t>;
   const scalar_t* g = grid.const_data_ptr<scalar_t>();
   const scalar_t* go = grad_output.const_data_ptr<scalar_t>();
@@ -408,16 +416,31 @@ void visit_points(const at::Tensor& grad_output, const at::Tensor& grid, const L
     });
     return;
   }
-  const at::Tensor point_major =
-      at::empty({l.N, l.P, l.C}, grad_output.options().dtype(at::toOpMathType(grad_output.scalar_type())));
-  point_major.copy_(grad_output.transpose(1, 2));
-  const opmath_t* gout = point_major.const_data_ptr<opmath_t>();
+  const at::Tensor point_major = at::empty(
+      {l.N, l.P, l.C}, grad_output.options().dtype(at::toOpMathType(grad_output.scalar_type())));
+  opmath_t* gout = point_major.mutable_data_ptr<opmath_t>();
+  for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
+    for_each_tile(begin, end, l.P, [&](int64_t i0, int64_t n, int64_t p0, int64_t size) {
+      load_tile(go + n * l.go_sN + p0 * l.go_sP, l.go_sC, l.go_sP, size, l.C, gout + i0 * l.C);
+    });
+  });
   const Buckets buckets = make_buckets<scalar_t, opmath_t>(g, l.N, l.P, geo);
   for_each_bucket(buckets, [&](const int64_t* points, int64_t count) {
     std::vector<opmath_t> outs(out ? l.C : 0);
     for_each_stencil<DIMS, opmath_t>(
         g, geo, order, l, read, write, count, [&](int64_t j) { return points[j]; },
-        [&](int64_t, int64_t i, const Stencil<opmath_t>& st) {
+        [&](int64_t j, int64_t i, const Stencil<opmath_t>& st) {
+          // A bucket's points are scattered over the point range: fetch the
+          // rows of later points early.
+          if (j + kLookahead < count) {
+            const int64_t later = points[j + kLookahead];
+            for (int64_t c = 0; c < l.C; c += kLineItems) {
+              __builtin_prefetch(gout + later * l.C + c);
+            }
+            if (directions != nullptr) {
+              __builtin_prefetch(directions + later * DIMS);
+            }
+          }
           body(i, st, gout + i * l.C, out ? outs.data() : nullptr);
           if (out) {
             const int64_t n = batch_of(i, l), p = i - n * l.P;
@@ -443,7 +466,7 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
   opmath_t* gin = want_input ? grad_input.mutable_data_ptr<opmath_t>() : nullptr;
   constexpr int dims = DIMS;
   visit_points<DIMS, scalar_t>(
-      grad_output, grid, l, geo, want_grid ? 1 : 0, in, gin, want_input, at::Tensor(),
+      grad_output, grid, l, geo, want_grid ? 1 : 0, in, gin, nullptr, want_input, at::Tensor(),
       [&](int64_t i, const Stencil<opmath_t>& st, const opmath_t* gout, opmath_t*) {
         const int64_t base = batch_of(i, l) * l.in_sN;
         if (want_grid) {
@@ -494,15 +517,15 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
   // (eikonal losses); gg_input reads are as cheap or as dear as before.
   const scalar_t* prefetched = has_ggg ? in : ggi;
   visit_points<DIMS, scalar_t>(
-      grad_output, grid, l, geo, (has_ggg && want_grid) ? 2 : 1, prefetched, gin, want_input,
-      gg_output,
+      grad_output, grid, l, geo, (has_ggg && want_grid) ? 2 : 1, prefetched, gin, ggg,
+      want_input, gg_output,
       [&](int64_t i, const Stencil<opmath_t>& st, const opmath_t* gout, opmath_t* out) {
         opmath_t a[kMaxTaps];
         opmath_t b[kMaxTaps][3];
         if (has_ggg) {
           opmath_t dir[3];
           load_coord(ggg + i * dims, dims, dir);
-          directional<opmath_t>(st, dir, dims, a, want_grid ? b : nullptr);
+          directional<dims>(st, dir, a, want_grid ? b : nullptr);
         }
         const opmath_t bias = nan_bias(st);
         opmath_t acc[3] = {bias, bias, bias};
