@@ -245,6 +245,30 @@ HOST_DEVICE void axis_taps(T coord, int64_t extent, const Geometry& geo, AxisTap
   push_tap(taps, base + 1, extent, w, dw * slope, d2w * slope * slope);
 }
 
+// Stores tap n of a stencil: the product of per-axis weights w (and, as
+// `order` asks, its first and second derivatives from dw and d2w).  Axes a
+// stencil lacks have w = 1, dw = d2w = 0.
+template <typename T>
+HOST_DEVICE void store_tap(Stencil<T>* st, int n, int64_t offset, int64_t slow, const T* w,
+                           const T* dw, const T* d2w, int order) {
+  st->offset[n] = offset;
+  st->slow[n] = slow;
+  st->weight[n] = w[0] * w[1] * w[2];
+  if (order >= 1) {
+    st->grad[n][0] = dw[0] * w[1] * w[2];
+    st->grad[n][1] = w[0] * dw[1] * w[2];
+    st->grad[n][2] = w[0] * w[1] * dw[2];
+  }
+  if (order >= 2) {
+    for (int d = 0; d < 3; ++d) {
+      st->hessian[n][d] = d2w[d] * w[(d + 1) % 3] * w[(d + 2) % 3];
+    }
+    st->hessian[n][3] = dw[0] * dw[1] * w[2];
+    st->hessian[n][4] = dw[0] * w[1] * dw[2];
+    st->hessian[n][5] = w[0] * dw[1] * dw[2];
+  }
+}
+
 // Tensor product of the per-axis taps (nearest and bicubic).
 template <typename T>
 HOST_DEVICE void tap_product_stencil(const T* coord, const Geometry& geo, int order,
@@ -266,29 +290,15 @@ HOST_DEVICE void tap_product_stencil(const T* coord, const Geometry& geo, int or
     for (int j = 0; j < axes[1].size; ++j) {
       for (int i = 0; i < axes[0].size; ++i) {
         const int tap[3] = {i, j, k};
-        T w[3], dw[3];
+        T w[3], dw[3], d2w[3];
         int64_t offset = 0;
         for (int d = 0; d < 3; ++d) {
           w[d] = axes[d].weight[tap[d]];
           dw[d] = axes[d].grad[tap[d]];
+          d2w[d] = axes[d].hessian[tap[d]];
           offset += axes[d].index[tap[d]] * (d < geo.dims ? geo.stride[d] : 0);
         }
-        st->offset[n] = offset;
-        st->slow[n] = axes[geo.dims - 1].index[tap[geo.dims - 1]];
-        st->weight[n] = w[0] * w[1] * w[2];
-        if (order >= 1) {
-          st->grad[n][0] = dw[0] * w[1] * w[2];
-          st->grad[n][1] = w[0] * dw[1] * w[2];
-          st->grad[n][2] = w[0] * w[1] * dw[2];
-        }
-        if (order >= 2) {
-          for (int d = 0; d < 3; ++d) {
-            st->hessian[n][d] = axes[d].hessian[tap[d]] * w[(d + 1) % 3] * w[(d + 2) % 3];
-          }
-          st->hessian[n][3] = dw[0] * dw[1] * w[2];
-          st->hessian[n][4] = dw[0] * w[1] * dw[2];
-          st->hessian[n][5] = w[0] * dw[1] * dw[2];
-        }
+        store_tap(st, n, offset, axes[geo.dims - 1].index[tap[geo.dims - 1]], w, dw, d2w, order);
         ++n;
       }
     }
@@ -334,7 +344,7 @@ HOST_DEVICE void linear_axis(T coord, int64_t extent, const Geometry& geo, Linea
 
 // Linear interpolation with the dimensionality known at compile time: the
 // 2^DIMS corners unroll, and corners outside the input are dropped without
-// branches.  Same products, in the same order, as tap_product_stencil.
+// branches.
 template <int DIMS, typename T>
 HOST_DEVICE void linear_stencil(const T* coord, const Geometry& geo, int order, Stencil<T>* st) {
   LinearAxis<T> axes[DIMS];
@@ -358,22 +368,8 @@ HOST_DEVICE void linear_stencil(const T* coord, const Geometry& geo, int order, 
       offset += axes[d].index[side] * geo.stride[d];
       inside = inside && axes[d].inside[side];
     }
-    st->offset[n] = offset;
-    st->slow[n] = axes[DIMS - 1].index[(corner >> (DIMS - 1)) & 1];
-    st->weight[n] = w[0] * w[1] * w[2];
-    if (order >= 1) {
-      st->grad[n][0] = dw[0] * w[1] * w[2];
-      st->grad[n][1] = w[0] * dw[1] * w[2];
-      st->grad[n][2] = w[0] * w[1] * dw[2];
-    }
-    if (order >= 2) {
-      for (int d = 0; d < 3; ++d) {
-        st->hessian[n][d] = d2w[d] * w[(d + 1) % 3] * w[(d + 2) % 3];
-      }
-      st->hessian[n][3] = dw[0] * dw[1] * w[2];
-      st->hessian[n][4] = dw[0] * w[1] * dw[2];
-      st->hessian[n][5] = w[0] * dw[1] * dw[2];
-    }
+    store_tap(st, n, offset, axes[DIMS - 1].index[(corner >> (DIMS - 1)) & 1], w, dw, d2w,
+              order);
     n += inside ? 1 : 0;
   }
   st->size = n;
