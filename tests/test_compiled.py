@@ -248,6 +248,8 @@ def _eikonal_loss(x, grid):
 
 def test_torch_compile_fullgraph_double_backward():
     x, grid = make_inputs(3, points=(2, 3))
+    # The traced graph includes the channels-last copy op.
+    assert compiled._prefers_channels_last(x, grid)
     x.requires_grad_()
     grid.requires_grad_()
     eager = _eikonal_loss(x, grid)
@@ -358,6 +360,32 @@ def test_ops_read_any_strides(dims, layout):
         OPS.grid_sample_double_backward(gg_x, gg_g, go, dense, grid, *args, mask),
     ):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_channels_last_copy_op(dims):
+    x, _ = make_inputs(dims, channels=3)
+    copy = OPS.channels_last_copy(x)
+    assert copy.is_contiguous(memory_format=compiled._CHANNELS_LAST[x.dim()])
+    assert copy.data_ptr() != x.data_ptr()
+    torch.testing.assert_close(copy, x, rtol=0, atol=0)
+    torch.autograd.gradcheck(OPS.channels_last_copy, (x.clone().requires_grad_(),))
+    torch.library.opcheck(OPS.channels_last_copy, (x.clone().requires_grad_(),))
+    with pytest.raises(RuntimeError, match=r"expected a 4D or 5D feature map, got shape \[2, 3\]"):
+        OPS.channels_last_copy(torch.zeros(2, 3))
+
+
+def test_large_volume_through_the_channels_last_copy():
+    # Over 4 MB: the copy and the input gradients take the huge-page path,
+    # and this many points make the wrapper choose the copy.
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 16, 48, 48, 48, generator=gen, dtype=torch.float64)
+    grid = torch.rand(1, 4096, 1, 1, 3, generator=gen, dtype=torch.float64) * 2.2 - 1.1
+    assert compiled._prefers_channels_last(x, grid)
+    got = first_and_second(lambda a, b: compiled_sample(a, b, "bilinear", "zeros", False), x, grid)
+    want = first_and_second(lambda a, b: F.grid_sample(a, b, align_corners=False), x, grid)
+    for a, b in zip((got[0], *got[1], *got[2]), (want[0], *want[1], *want[2])):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 def test_direct_op_on_channels_last_returns_matching_layout():

@@ -20,4 +20,7 @@ TORCH_LIBRARY_FRAGMENT(torchsample, m) {
       "Tensor grad_output, Tensor input, Tensor grid, int interpolation, int padding, "
       "bool align_corners, bool smoothstep, bool[3] output_mask) "
       "-> (Tensor grad_grad_output, Tensor grad_input, Tensor grad_grid)");
+  // The feature map in channels-last memory, the layout the CPU kernels
+  // read fastest (all channels of a pixel in one cache line); CPU only.
+  m.def("channels_last_copy(Tensor input) -> Tensor");
 }

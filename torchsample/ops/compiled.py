@@ -2,7 +2,8 @@
 
 The kernels live in ``torchsample/csrc`` and are registered as
 ``torch.ops.torchsample.grid_sample``, ``grid_sample_backward`` and
-``grid_sample_double_backward``.  This module only adds what torch needs around
+``grid_sample_double_backward``, with ``channels_last_copy`` for the CPU
+kernels' preferred input layout.  This module only adds what torch needs around
 them: fake (meta) implementations for tracing and ``torch.compile``, and
 autograd formulas chaining the three ops, so first and second derivatives are
 analytic kernels for every mode, bicubic included.  A third derivative raises
@@ -112,7 +113,7 @@ def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
     if _prefers_channels_last(input, grid):
         # Done here rather than in the kernels so that autograd saves the
         # transposed copy once for backward and double backward.
-        input = input.contiguous(memory_format=_CHANNELS_LAST[input.dim()])
+        input = torch.ops.torchsample.channels_last_copy(input)
     # Leaves get a view, a node the engine can report on (see _output_mask).
     input, grid = _non_leaf(input), _non_leaf(grid)
     return torch.ops.torchsample.grid_sample(
@@ -174,6 +175,14 @@ def _fake_double_backward(
     grad_input = torch.empty_like(input) if output_mask[1] else _empty(input)
     grad_grid = grid.new_empty(grid.shape) if output_mask[2] else _empty(grid)
     return grad_grad_output, grad_input, grad_grid
+
+
+def _fake_channels_last_copy(input):
+    return torch.empty_like(input, memory_format=_CHANNELS_LAST[input.dim()])
+
+
+def _channels_last_copy_grad(ctx, grad):
+    return grad
 
 
 def _setup_context(ctx, inputs, output):
@@ -271,4 +280,6 @@ def _register() -> None:
             setup_context=_setup_backward_context,
         )
         torch.library.register_autograd(library + "grid_sample_double_backward", _third_order)
+        torch.library.register_fake(library + "channels_last_copy", _fake_channels_last_copy)
+        torch.library.register_autograd(library + "channels_last_copy", _channels_last_copy_grad)
         _registered = True
