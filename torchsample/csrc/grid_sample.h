@@ -19,12 +19,25 @@
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define HOST_DEVICE __host__ __device__ __forceinline__
+#define UNROLL_LOOP _Pragma("unroll")
 #elif defined(__GNUC__)
 // Forced: GCC otherwise keeps the per-axis helpers as calls in the kernels'
 // innermost loops.
 #define HOST_DEVICE inline __attribute__((always_inline))
 #else
 #define HOST_DEVICE inline
+#endif
+
+// Fully unrolls the loop that follows (a short one with a constant trip
+// count whose body indexes arrays by the loop variable).
+#if !defined(UNROLL_LOOP)
+#if defined(__clang__)
+#define UNROLL_LOOP _Pragma("unroll")
+#elif defined(__GNUC__)
+#define UNROLL_LOOP _Pragma("GCC unroll 16")
+#else
+#define UNROLL_LOOP
+#endif
 #endif
 
 namespace torchsample {
@@ -49,10 +62,10 @@ struct Stencil {
   bool nan_weights;
   int size;                  // number of taps inside the input
   int64_t offset[kMaxTaps];  // memory offset of each tap within one channel
-  int64_t slow[kMaxTaps];    // index of each tap along the slowest axis (y or z)
   T weight[kMaxTaps];
-  T grad[kMaxTaps][3];       // d weight / d grid[d]; filled when order >= 1
-  T hessian[kMaxTaps][6];    // d2 weight / d grid[d] d grid[e]; order >= 2
+  // Component-major, so that one component of every tap is contiguous.
+  T grad[3][kMaxTaps];       // d weight / d grid[d]; filled when order >= 1
+  T hessian[6][kMaxTaps];    // d2 weight / d grid[d] d grid[e]; order >= 2
 };
 
 struct Geometry {
@@ -245,27 +258,39 @@ HOST_DEVICE void axis_taps(T coord, int64_t extent, const Geometry& geo, AxisTap
   push_tap(taps, base + 1, extent, w, dw * slope, d2w * slope * slope);
 }
 
-// Stores tap n of a stencil: the product of per-axis weights w (and, as
-// `order` asks, its first and second derivatives from dw and d2w).  Axes a
-// stencil lacks have w = 1, dw = d2w = 0.
+// Per-axis factors of each tap of a stencil: the weight of tap n is
+// w[0][n] * w[1][n] * w[2][n].  Axes a stencil lacks have w = 1, dw = d2w = 0.
 template <typename T>
-HOST_DEVICE void store_tap(Stencil<T>* st, int n, int64_t offset, int64_t slow, const T* w,
-                           const T* dw, const T* d2w, int order) {
-  st->offset[n] = offset;
-  st->slow[n] = slow;
-  st->weight[n] = w[0] * w[1] * w[2];
+struct TapFactors {
+  T w[3][kMaxTaps];
+  T dw[3][kMaxTaps];
+  T d2w[3][kMaxTaps];
+};
+
+// Weights of the first `taps` taps (and, as `order` asks, their first and
+// second derivatives) from their per-axis factors.  Loops run over taps so
+// that they vectorize where `taps` is a constant after inlining.
+template <typename T>
+HOST_DEVICE void tap_products(const TapFactors<T>& f, int taps, int order, Stencil<T>* st) {
+  for (int n = 0; n < taps; ++n) {
+    st->weight[n] = f.w[0][n] * f.w[1][n] * f.w[2][n];
+  }
   if (order >= 1) {
-    st->grad[n][0] = dw[0] * w[1] * w[2];
-    st->grad[n][1] = w[0] * dw[1] * w[2];
-    st->grad[n][2] = w[0] * w[1] * dw[2];
+    for (int n = 0; n < taps; ++n) {
+      st->grad[0][n] = f.dw[0][n] * f.w[1][n] * f.w[2][n];
+      st->grad[1][n] = f.w[0][n] * f.dw[1][n] * f.w[2][n];
+      st->grad[2][n] = f.w[0][n] * f.w[1][n] * f.dw[2][n];
+    }
   }
   if (order >= 2) {
-    for (int d = 0; d < 3; ++d) {
-      st->hessian[n][d] = d2w[d] * w[(d + 1) % 3] * w[(d + 2) % 3];
+    for (int n = 0; n < taps; ++n) {
+      st->hessian[0][n] = f.d2w[0][n] * f.w[1][n] * f.w[2][n];
+      st->hessian[1][n] = f.w[0][n] * f.d2w[1][n] * f.w[2][n];
+      st->hessian[2][n] = f.w[0][n] * f.w[1][n] * f.d2w[2][n];
+      st->hessian[3][n] = f.dw[0][n] * f.dw[1][n] * f.w[2][n];
+      st->hessian[4][n] = f.dw[0][n] * f.w[1][n] * f.dw[2][n];
+      st->hessian[5][n] = f.w[0][n] * f.dw[1][n] * f.dw[2][n];
     }
-    st->hessian[n][3] = dw[0] * dw[1] * w[2];
-    st->hessian[n][4] = dw[0] * w[1] * dw[2];
-    st->hessian[n][5] = w[0] * dw[1] * dw[2];
   }
 }
 
@@ -285,25 +310,26 @@ HOST_DEVICE void tap_product_stencil(const T* coord, const Geometry& geo, int or
     axes[2].grad[0] = T(0);
     axes[2].hessian[0] = T(0);
   }
+  TapFactors<T> f;
   int n = 0;
   for (int k = 0; k < axes[2].size; ++k) {
     for (int j = 0; j < axes[1].size; ++j) {
       for (int i = 0; i < axes[0].size; ++i) {
         const int tap[3] = {i, j, k};
-        T w[3], dw[3], d2w[3];
         int64_t offset = 0;
         for (int d = 0; d < 3; ++d) {
-          w[d] = axes[d].weight[tap[d]];
-          dw[d] = axes[d].grad[tap[d]];
-          d2w[d] = axes[d].hessian[tap[d]];
+          f.w[d][n] = axes[d].weight[tap[d]];
+          f.dw[d][n] = axes[d].grad[tap[d]];
+          f.d2w[d][n] = axes[d].hessian[tap[d]];
           offset += axes[d].index[tap[d]] * (d < geo.dims ? geo.stride[d] : 0);
         }
-        store_tap(st, n, offset, axes[geo.dims - 1].index[tap[geo.dims - 1]], w, dw, d2w, order);
+        st->offset[n] = offset;
         ++n;
       }
     }
   }
   st->size = n;
+  tap_products(f, n, order, st);
 }
 
 // The two taps of one axis in (bi/tri)linear interpolation, both kept, each
@@ -342,37 +368,62 @@ HOST_DEVICE void linear_axis(T coord, int64_t extent, const Geometry& geo, Linea
   a->hessian[1] = d2w * slope * slope;
 }
 
-// Linear interpolation with the dimensionality known at compile time: the
-// 2^DIMS corners unroll, and corners outside the input are dropped without
-// branches.
+// Moves the taps flagged in `inside` (bit n for tap n) to the front.
+template <typename T>
+HOST_DEVICE void drop_outside_taps(unsigned inside, int taps, int order, Stencil<T>* st) {
+  int n = 0;
+  for (int k = 0; k < taps; ++k) {
+    if (!((inside >> k) & 1u)) {
+      continue;
+    }
+    st->offset[n] = st->offset[k];
+    st->weight[n] = st->weight[k];
+    for (int d = 0; d < (order >= 1 ? 3 : 0); ++d) {
+      st->grad[d][n] = st->grad[d][k];
+    }
+    for (int s = 0; s < (order >= 2 ? 6 : 0); ++s) {
+      st->hessian[s][n] = st->hessian[s][k];
+    }
+    ++n;
+  }
+  st->size = n;
+}
+
+// Linear interpolation with the dimensionality known at compile time: all
+// 2^DIMS corners are computed at once (their products vectorize), then the
+// rare corners outside the input are dropped.
 template <int DIMS, typename T>
 HOST_DEVICE void linear_stencil(const T* coord, const Geometry& geo, int order, Stencil<T>* st) {
+  constexpr int kCorners = 1 << DIMS;
   LinearAxis<T> axes[DIMS];
   for (int d = 0; d < DIMS; ++d) {
     linear_axis(coord[d], geo.size[d], geo, &axes[d]);
   }
-  st->nan_weights = false;
-  int n = 0;
-#if defined(__CUDACC__) || defined(__HIPCC__)
-#pragma unroll
-#endif
-  for (int corner = 0; corner < (1 << DIMS); ++corner) {
-    T w[3] = {T(1), T(1), T(1)}, dw[3] = {T(0), T(0), T(0)}, d2w[3] = {T(0), T(0), T(0)};
+  TapFactors<T> f;
+  unsigned inside = 0;
+  UNROLL_LOOP
+  for (int corner = 0; corner < kCorners; ++corner) {
     int64_t offset = 0;
-    bool inside = true;
-    for (int d = 0; d < DIMS; ++d) {
+    bool in = true;
+    for (int d = 0; d < 3; ++d) {
       const int side = (corner >> d) & 1;
-      w[d] = axes[d].weight[side];
-      dw[d] = axes[d].grad[side];
-      d2w[d] = axes[d].hessian[side];
-      offset += axes[d].index[side] * geo.stride[d];
-      inside = inside && axes[d].inside[side];
+      f.w[d][corner] = d < DIMS ? axes[d].weight[side] : T(1);
+      f.dw[d][corner] = d < DIMS ? axes[d].grad[side] : T(0);
+      f.d2w[d][corner] = d < DIMS ? axes[d].hessian[side] : T(0);
+      if (d < DIMS) {
+        offset += axes[d].index[side] * geo.stride[d];
+        in = in && axes[d].inside[side];
+      }
     }
-    store_tap(st, n, offset, axes[DIMS - 1].index[(corner >> (DIMS - 1)) & 1], w, dw, d2w,
-              order);
-    n += inside ? 1 : 0;
+    st->offset[corner] = offset;
+    inside |= unsigned(in) << corner;
   }
-  st->size = n;
+  st->nan_weights = false;
+  st->size = kCorners;
+  tap_products(f, kCorners, order, st);
+  if (inside != (1u << kCorners) - 1) {
+    drop_outside_taps(inside, kCorners, order, st);
+  }
 }
 
 // The stencil of one grid point of an input with DIMS spatial dimensions.
@@ -394,6 +445,31 @@ HOST_DEVICE void make_stencil(const T* coord, const Geometry& geo, int order, St
     make_stencil<2>(coord, geo, order, st);
   } else {
     make_stencil<3>(coord, geo, order, st);
+  }
+}
+
+// Derivative of each tap's weight along `dir` (a), and optionally the
+// gradient of that directional derivative (b[e][k] for tap k, axis e).
+template <typename T>
+HOST_DEVICE void directional(const Stencil<T>& st, int dims, const T* dir, T* a,
+                             T (*b)[kMaxTaps]) {
+  for (int k = 0; k < st.size; ++k) {
+    a[k] = dir[0] * st.grad[0][k] + dir[1] * st.grad[1][k];
+    if (dims == 3) {
+      a[k] += dir[2] * st.grad[2][k];
+    }
+  }
+  if (b == nullptr) {
+    return;
+  }
+  for (int e = 0; e < dims; ++e) {
+    for (int k = 0; k < st.size; ++k) {
+      b[e][k] = dir[0] * st.hessian[hessian_slot(0, e)][k] +
+                dir[1] * st.hessian[hessian_slot(1, e)][k];
+      if (dims == 3) {
+        b[e][k] += dir[2] * st.hessian[hessian_slot(2, e)][k];
+      }
+    }
   }
 }
 

@@ -211,37 +211,38 @@ void for_each_bucket(const Buckets& b, const F& body) {
   body(b.wide.data(), static_cast<int64_t>(b.wide.size()));
 }
 
-// Derivative of each tap's weight along `dir` (a), and optionally the
-// gradient of that directional derivative (b).
-template <int dims, typename T>
-void directional(const Stencil<T>& st, const T* dir, T* a, T (*b)[3]) {
-  for (int k = 0; k < st.size; ++k) {
-    a[k] = 0;
-    for (int d = 0; d < dims; ++d) {
-      a[k] += dir[d] * st.grad[k][d];
-    }
-    if (b != nullptr) {
-      for (int e = 0; e < dims; ++e) {
-        b[k][e] = 0;
-        for (int d = 0; d < dims; ++d) {
-          b[k][e] += dir[d] * st.hessian[k][hessian_slot(d, e)];
+// dst[c] += sum_k w[k] * src[offset[k] + c * stride] for every channel.
+// Contiguous channels go in blocks that stay in registers across all taps:
+// adding tap after tap into dst would chain every addition through a store
+// and a reload.
+template <typename scalar_t, typename T>
+inline void sum_taps(int taps, const T* w, const int64_t* offset, const scalar_t* src,
+                     int64_t stride, int64_t count, T* dst) {
+  constexpr int64_t kBlock = 16;
+  int64_t c = 0;
+  if (stride == 1) {
+    for (; c + kBlock <= count; c += kBlock) {
+      T acc[kBlock];
+      for (int64_t j = 0; j < kBlock; ++j) {
+        acc[j] = dst[c + j];
+      }
+      for (int k = 0; k < taps; ++k) {
+        const scalar_t* row = src + offset[k] + c;
+        for (int64_t j = 0; j < kBlock; ++j) {
+          acc[j] += w[k] * static_cast<T>(row[j]);
         }
+      }
+      for (int64_t j = 0; j < kBlock; ++j) {
+        dst[c + j] = acc[j];
       }
     }
   }
-}
-
-// dst[c] += w * src[c * stride] for every channel.
-template <typename scalar_t, typename T>
-inline void axpy_channels(T w, const scalar_t* src, int64_t stride, int64_t count, T* dst) {
-  if (stride == 1) {
-    for (int64_t c = 0; c < count; ++c) {
-      dst[c] += w * static_cast<T>(src[c]);
+  for (; c < count; ++c) {
+    T acc = dst[c];
+    for (int k = 0; k < taps; ++k) {
+      acc += w[k] * static_cast<T>(src[offset[k] + c * stride]);
     }
-  } else {
-    for (int64_t c = 0; c < count; ++c) {
-      dst[c] += w * static_cast<T>(src[c * stride]);
-    }
+    dst[c] = acc;
   }
 }
 
@@ -343,9 +344,7 @@ void forward_kernel(const at::Tensor& input, const at::Tensor& grid, const at::T
           [&](int64_t j, int64_t, const Stencil<opmath_t>& st) {
             opmath_t* acc = tile.data() + j * l.C;
             std::fill(acc, acc + l.C, nan_bias(st));
-            for (int k = 0; k < st.size; ++k) {
-              axpy_channels(st.weight[k], in_n + st.offset[k], l.in_sC, l.C, acc);
-            }
+            sum_taps(st.size, st.weight, st.offset, in_n, l.in_sC, l.C, acc);
           });
       store_tile(tile.data(), size, l.C, l.P, out + n * l.C * l.P + p0);
     });
@@ -480,7 +479,7 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
           for (int k = 0; k < st.size; ++k) {
             const opmath_t v = dot_channels(gout, in + base + st.offset[k], l.in_sC, l.C);
             for (int d = 0; d < dims; ++d) {
-              acc[d] += st.grad[k][d] * v;
+              acc[d] += st.grad[d][k] * v;
             }
           }
           for (int d = 0; d < dims; ++d) {
@@ -526,39 +525,39 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
       want_input, gg_output,
       [&](int64_t i, const Stencil<opmath_t>& st, const opmath_t* gout, opmath_t* out) {
         opmath_t a[kMaxTaps];
-        opmath_t b[kMaxTaps][3];
+        opmath_t b[3][kMaxTaps];
         if (has_ggg) {
           opmath_t dir[3];
           load_coord(ggg + i * dims, dims, dir);
-          directional<dims>(st, dir, a, want_grid ? b : nullptr);
+          directional(st, dims, dir, a, want_grid ? b : nullptr);
         }
         const opmath_t bias = nan_bias(st);
         opmath_t acc[3] = {bias, bias, bias};
+        const int64_t base = batch_of(i, l) * l.in_sN;
         if (want_ggo) {
           std::fill(out, out + l.C, bias);
+          if (has_ggi) {
+            sum_taps(st.size, st.weight, st.offset, ggi + base, l.in_sC, l.C, out);
+          }
+          if (has_ggg) {
+            sum_taps(st.size, a, st.offset, in + base, l.in_sC, l.C, out);
+          }
         }
-        const int64_t base = batch_of(i, l) * l.in_sN;
         for (int k = 0; k < st.size; ++k) {
           const int64_t at = base + st.offset[k];
           if (has_ggi) {
-            if (want_ggo) {
-              axpy_channels(st.weight[k], ggi + at, l.in_sC, l.C, out);
-            }
             if (want_grid) {
               const opmath_t v = dot_channels(gout, ggi + at, l.in_sC, l.C);
               for (int e = 0; e < dims; ++e) {
-                acc[e] += st.grad[k][e] * v;
+                acc[e] += st.grad[e][k] * v;
               }
             }
           }
           if (has_ggg) {
-            if (want_ggo) {
-              axpy_channels(a[k], in + at, l.in_sC, l.C, out);
-            }
             if (want_grid) {
               const opmath_t v = dot_channels(gout, in + at, l.in_sC, l.C);
               for (int e = 0; e < dims; ++e) {
-                acc[e] += b[k][e] * v;
+                acc[e] += b[e][k] * v;
               }
             }
             if (want_input) {

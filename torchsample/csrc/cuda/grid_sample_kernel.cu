@@ -105,7 +105,7 @@ __global__ void backward_kernel(const scalar_t* __restrict__ go,
       if (ggrid) {
         const opmath_t v = static_cast<opmath_t>(in[base + st.offset[k]]) * gout;
         for (int d = 0; d < dims; ++d) {
-          acc[d] += st.grad[k][d] * v;
+          acc[d] += st.grad[d][k] * v;
         }
       }
     }
@@ -144,24 +144,11 @@ __global__ void double_backward_kernel(const scalar_t* __restrict__ ggi,
   // Per tap: the weight's derivative along gg_grid (a) and the gradient of
   // that directional derivative (b).
   opmath_t a[kMaxTaps];
-  opmath_t b[kMaxTaps][3];
+  opmath_t b[3][kMaxTaps];
   if (ggg) {
     opmath_t dir[3];
     load_coord(ggg + i * dims, dims, dir);
-    for (int k = 0; k < st.size; ++k) {
-      a[k] = 0;
-      for (int d = 0; d < dims; ++d) {
-        a[k] += dir[d] * st.grad[k][d];
-      }
-      if (order == 2) {
-        for (int e = 0; e < dims; ++e) {
-          b[k][e] = 0;
-          for (int d = 0; d < dims; ++d) {
-            b[k][e] += dir[d] * st.hessian[k][hessian_slot(d, e)];
-          }
-        }
-      }
-    }
+    directional(st, dims, dir, a, order == 2 ? b : nullptr);
   }
   const opmath_t bias = nan_bias(st);
   opmath_t acc[3] = {bias, bias, bias};
@@ -176,7 +163,7 @@ __global__ void double_backward_kernel(const scalar_t* __restrict__ ggi,
         out += st.weight[k] * v;
         if (ggrid) {
           for (int e = 0; e < dims; ++e) {
-            acc[e] += gout * st.grad[k][e] * v;
+            acc[e] += gout * st.grad[e][k] * v;
           }
         }
       }
@@ -188,7 +175,7 @@ __global__ void double_backward_kernel(const scalar_t* __restrict__ ggi,
         }
         if (ggrid) {
           for (int e = 0; e < dims; ++e) {
-            acc[e] += gout * b[k][e] * v;
+            acc[e] += gout * b[e][k] * v;
           }
         }
       }
