@@ -63,6 +63,16 @@ def _ddp_worker(rank, init_file, out_dir):
         loss_of(model, coords[shard], targets[shard]).backward()
         grads = {name: p.grad for name, p in model.module.named_parameters()}
         torch.save(grads, os.path.join(out_dir, f"rank{rank}.pt"))
+        # Teardown order matters on torch 2.13: gloo work launched during
+        # backward keeps a Python object in its thread-local state, and the
+        # process group's destructor joins gloo's threads while holding the
+        # GIL.  If the model's reducer drops the last reference to the group
+        # while a gloo thread is still freeing such work, both wait forever.
+        # The barrier lets the threads finish and free their work first, and
+        # deleting the model while the group is registered leaves the
+        # destructor to destroy_process_group.
+        dist.barrier()
+        del model
     finally:
         dist.destroy_process_group()
 
