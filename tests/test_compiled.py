@@ -229,15 +229,46 @@ def test_opcheck_every_op(sample):
     xr = x.clone().requires_grad_()
     gr = grid.clone().requires_grad_()
     torch.library.opcheck(OPS.grid_sample, (xr, gr, *args))
-    torch.library.opcheck(OPS.grid_sample_backward, (go, xr, gr, *args, [True, True]))
-    torch.library.opcheck(OPS.grid_sample_backward, (go, x, grid, *args, [False, True]))
+    torch.library.opcheck(OPS.grid_sample_backward, (go, xr, gr, *args, [True, True, False]))
+    torch.library.opcheck(OPS.grid_sample_backward, (go, x, grid, *args, [False, True, True]))
+    *_, products = OPS.grid_sample_backward(go, x, grid, *args, [False, True, True])
     gg_x, gg_g = torch.randn_like(x), torch.randn_like(grid)
     torch.library.opcheck(
-        OPS.grid_sample_double_backward, (gg_x, gg_g, go, x, grid, *args, [True, True, True])
+        OPS.grid_sample_double_backward,
+        (gg_x, gg_g, go, x, grid, None, *args, [True, True, True]),
     )
     torch.library.opcheck(
-        OPS.grid_sample_double_backward, (None, gg_g, go, x, grid, *args, [False, True, True])
+        OPS.grid_sample_double_backward,
+        (None, gg_g, go, x, grid, products, *args, [False, True, True]),
     )
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=_case_id)
+def test_double_backward_with_and_without_tap_products(case):
+    dims, mode, padding, align = case
+    x, grid = make_inputs(dims, spread=1.6)
+    args = (compiled._INTERPOLATION[mode], compiled._PADDING[padding], align, False)
+    go = torch.randn(OPS.grid_sample(x, grid, *args).shape, dtype=x.dtype)
+    _, _, products = OPS.grid_sample_backward(go, x, grid, *args, [False, True, True])
+    taps = {"nearest": 1, "bilinear": 2, "bicubic": 4}[mode] ** dims
+    assert products.shape == (grid.shape[0], grid[..., 0].numel() // grid.shape[0], taps)
+    gg_x, gg_g = torch.randn_like(x), torch.randn_like(grid)
+    for gg in [(None, gg_g), (gg_x, gg_g)]:
+        mask = [True, True, True]
+        given = OPS.grid_sample_double_backward(*gg, go, x, grid, products, *args, mask)
+        recomputed = OPS.grid_sample_double_backward(*gg, go, x, grid, None, *args, mask)
+        for a, b in zip(given, recomputed):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_double_backward_rejects_mismatched_tap_products():
+    x, grid = make_inputs(2)
+    go = torch.randn(2, 3, 3, 4, dtype=x.dtype)
+    wrong = torch.zeros(2, 12, 3, dtype=x.dtype)
+    with pytest.raises(RuntimeError, match=r"tap_products must be \[2, 12, 4\] Double"):
+        OPS.grid_sample_double_backward(
+            None, grid, go, x, grid, wrong, 0, 0, False, False, [False, True, True]
+        )
 
 
 def _eikonal_loss(x, grid):
@@ -349,15 +380,15 @@ def test_ops_read_any_strides(dims, layout):
     torch.testing.assert_close(out, OPS.grid_sample(dense, grid, *args), rtol=0, atol=0)
     go = torch.randn_like(out).transpose(-1, -2).contiguous().transpose(-1, -2)
     for got, want in zip(
-        OPS.grid_sample_backward(go, strided, grid, *args, [True, True]),
-        OPS.grid_sample_backward(go, dense, grid, *args, [True, True]),
+        OPS.grid_sample_backward(go, strided, grid, *args, [True, True, True]),
+        OPS.grid_sample_backward(go, dense, grid, *args, [True, True, True]),
     ):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     gg_x, gg_g = torch.randn_like(dense).transpose(0, 1).contiguous().transpose(0, 1), grid * 0.5
     mask = [True, True, True]
     for got, want in zip(
-        OPS.grid_sample_double_backward(gg_x, gg_g, go, strided, grid, *args, mask),
-        OPS.grid_sample_double_backward(gg_x, gg_g, go, dense, grid, *args, mask),
+        OPS.grid_sample_double_backward(gg_x, gg_g, go, strided, grid, None, *args, mask),
+        OPS.grid_sample_double_backward(gg_x, gg_g, go, dense, grid, None, *args, mask),
     ):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
@@ -392,8 +423,10 @@ def test_direct_op_on_channels_last_returns_matching_layout():
     x, grid = make_inputs(2, channels=4)
     x_cl = x.contiguous(memory_format=torch.channels_last)
     go = torch.randn(2, 4, 3, 4, dtype=torch.float64)
-    gx, gg = OPS.grid_sample_backward(go, x_cl, grid, 0, 0, False, False, [True, True])
-    gx_ref, gg_ref = OPS.grid_sample_backward(go, x, grid, 0, 0, False, False, [True, True])
+    gx, gg, _ = OPS.grid_sample_backward(go, x_cl, grid, 0, 0, False, False, [True, True, False])
+    gx_ref, gg_ref, _ = OPS.grid_sample_backward(
+        go, x, grid, 0, 0, False, False, [True, True, False]
+    )
     assert gx.stride() == x_cl.stride()
     torch.testing.assert_close(gx, gx_ref)
     torch.testing.assert_close(gg, gg_ref)

@@ -59,6 +59,13 @@ inline Geometry make_geometry(const at::Tensor& input, int64_t interpolation, in
   return geo;
 }
 
+// Tap slots per point: 1 for nearest, 2^dims for (bi/tri)linear, 4^dims for
+// bicubic.  A stencil fills its first `size` slots.
+inline int64_t taps_per_point(const Geometry& geo) {
+  const int64_t per_axis = geo.interpolation == kNearest ? 1 : geo.interpolation == kBicubic ? 4 : 2;
+  return geo.dims == 2 ? per_axis * per_axis : per_axis * per_axis * per_axis;
+}
+
 // Number of sampling points per batch element of a (b, *points, dims) grid.
 // Sizes and strides the CPU and CUDA kernels index with.  `output`-like tensors are
 // (b, c, p) with arbitrary strides; grids are contiguous (b, p, dims).

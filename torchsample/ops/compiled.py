@@ -151,12 +151,28 @@ def _fake_grid_sample(input, grid, interpolation, padding, align_corners, smooth
     return input.new_empty((input.shape[0], input.shape[1], *grid.shape[1:-1]))
 
 
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _taps_per_point(interpolation: int, dims: int) -> int:
+    per_axis = {0: 2, 1: 1, 2: 4}[interpolation]
+    return per_axis**dims
+
+
 def _fake_backward(
     grad_output, input, grid, interpolation, padding, align_corners, smoothstep, output_mask
 ):
     grad_input = torch.empty_like(input) if output_mask[0] else _empty(input)
     grad_grid = grid.new_empty(grid.shape) if output_mask[1] else _empty(grid)
-    return grad_input, grad_grid
+    dtype = _accumulation_dtype(input.dtype)
+    if output_mask[2] and input.device.type == "cpu":  # the CUDA kernels return none
+        points = grid.numel() // grid.shape[-1] // grid.shape[0]
+        shape = (grid.shape[0], points, _taps_per_point(interpolation, input.dim() - 2))
+        tap_products = input.new_empty(shape, dtype=dtype)
+    else:
+        tap_products = input.new_empty((0,), dtype=dtype)
+    return grad_input, grad_grid, tap_products
 
 
 def _fake_double_backward(
@@ -165,6 +181,7 @@ def _fake_double_backward(
     grad_output,
     input,
     grid,
+    tap_products,
     interpolation,
     padding,
     align_corners,
@@ -193,7 +210,9 @@ def _setup_context(ctx, inputs, output):
 
 def _setup_backward_context(ctx, inputs, output):
     *tensors, interpolation, padding, align_corners, smoothstep, output_mask = inputs
-    ctx.save_for_backward(*tensors)
+    tap_products = output[2]
+    ctx.mark_non_differentiable(tap_products)
+    ctx.save_for_backward(*tensors, tap_products)
     ctx.options = (interpolation, padding, align_corners, smoothstep)
     ctx.output_mask = tuple(output_mask)
 
@@ -222,21 +241,24 @@ def _output_mask(ctx, count: int) -> list[bool]:
 def _grid_sample_grad(ctx, grad_output):
     input, grid = ctx.saved_tensors
     mask = _output_mask(ctx, 2)
-    grad_input, grad_grid = torch.ops.torchsample.grid_sample_backward(
-        grad_output, input, grid, *ctx.options, mask
+    # Under create_graph a double backward may follow, which can reuse the
+    # tap products the grid gradient is made of instead of re-reading input.
+    keep_tap_products = mask[1] and torch.is_grad_enabled()
+    grad_input, grad_grid, _ = torch.ops.torchsample.grid_sample_backward(
+        grad_output, input, grid, *ctx.options, [*mask, keep_tap_products]
     )
     return (grad_input if mask[0] else None, grad_grid if mask[1] else None, None, None, None, None)
 
 
-def _grid_sample_backward_grad(ctx, grad_grad_input, grad_grad_grid):
-    grad_output, input, grid = ctx.saved_tensors
-    computed_input, computed_grid = ctx.output_mask
+def _grid_sample_backward_grad(ctx, grad_grad_input, grad_grad_grid, _grad_tap_products):
+    grad_output, input, grid, tap_products = ctx.saved_tensors
+    computed_input, computed_grid, _ = ctx.output_mask
     # Outputs the backward op left empty carry no gradient.
     grad_grad_input = grad_grad_input if computed_input else None
     grad_grad_grid = grad_grad_grid if computed_grid else None
     mask = _output_mask(ctx, 3)
     grad_grad_output, grad_input, grad_grid = torch.ops.torchsample.grid_sample_double_backward(
-        grad_grad_input, grad_grad_grid, grad_output, input, grid, *ctx.options, mask
+        grad_grad_input, grad_grad_grid, grad_output, input, grid, tap_products, *ctx.options, mask
     )
     return (
         grad_grad_output if mask[0] else None,

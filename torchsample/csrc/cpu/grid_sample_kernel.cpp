@@ -13,6 +13,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <tuple>
 #include <type_traits>
@@ -292,8 +293,8 @@ inline int64_t batch_of(int64_t i, const Layout& l) {
 }
 
 // Runs body(j, i, stencil) for j < count over the points i = index(j),
-// building each stencil (and prefetching its taps in `read` and, if given,
-// `write`) one point early: on an input larger than the cache every tap is
+// building each stencil (and prefetching its taps in `read` and `write`,
+// where given) one point early: on an input larger than the cache every tap is
 // a miss, and this overlaps the misses of two points.
 template <int DIMS, typename T, typename scalar_t, typename Index, typename F>
 void for_each_stencil(const scalar_t* grid, const Geometry& geo, int order, const Layout& l,
@@ -306,7 +307,9 @@ void for_each_stencil(const scalar_t* grid, const Geometry& geo, int order, cons
     make_stencil<DIMS>(coord, geo, order, s);
     const int64_t base = batch_of(i, l) * l.in_sN;
     for (int k = 0; k < s->size; ++k) {
-      __builtin_prefetch(read + base + s->offset[k]);
+      if (read != nullptr) {
+        __builtin_prefetch(read + base + s->offset[k]);
+      }
       if (write != nullptr) {
         __builtin_prefetch(write + base + s->offset[k], 1);
       }
@@ -382,6 +385,18 @@ at::Tensor nearest_integer_forward(const at::Tensor& input, const at::Tensor& gr
 
 // ---------------------------------------------------------- drivers --
 
+// Per-point data of `bytes` bytes per point, or none.
+struct PointRow {
+  const char* data = nullptr;
+  int64_t bytes = 0;
+};
+using PointRows = std::array<PointRow, 2>;
+
+template <typename T>
+PointRow point_row(const T* data, int64_t per_point) {
+  return {reinterpret_cast<const char*>(data), static_cast<int64_t>(per_point * sizeof(T))};
+}
+
 // How the backward kernels visit points.  `body(i, stencil, gout, out)` gets
 // the gradient of the output at point i (C values) and, when outputs per
 // point are wanted, C values to fill.
@@ -389,12 +404,12 @@ at::Tensor nearest_integer_forward(const at::Tensor& input, const at::Tensor& gr
 // Gather-only passes run over tiles in point order; passes that scatter
 // (`scatter`) run over Buckets, reading the output gradient from a
 // point-major copy.  `out` values go to `out_tensor` ((b, c, p), may be
-// undefined).  `directions` (dims values per point, may be null) are rows the
-// body reads per point, prefetched in bucket order.
+// undefined).  `rows` are per-point data the body reads (gg_grid directions,
+// tap products), prefetched ahead in bucket order.
 template <int DIMS, typename scalar_t, typename F>
 void visit_points(const at::Tensor& grad_output, const at::Tensor& grid, const Layout& l,
                   const Geometry& geo, int order, const scalar_t* read,
-                  at::opmath_type<scalar_t>* write, const scalar_t* directions, bool scatter,
+                  at::opmath_type<scalar_t>* write, const PointRows& rows, bool scatter,
                   const at::Tensor& out_tensor, const F& body) {
   constexpr int64_t kLookahead = 4;
   constexpr int64_t kLineItems = 64 / sizeof(at::opmath_type<scalar_t>);
@@ -441,8 +456,10 @@ void visit_points(const at::Tensor& grad_output, const at::Tensor& grid, const L
             for (int64_t c = 0; c < l.C; c += kLineItems) {
               __builtin_prefetch(gout + later * l.C + c);
             }
-            if (directions != nullptr) {
-              __builtin_prefetch(directions + later * DIMS);
+            for (const PointRow& row : rows) {
+              if (row.data != nullptr) {
+                __builtin_prefetch(row.data + later * row.bytes);
+              }
             }
           }
           body(i, st, gout + i * l.C, out ? outs.data() : nullptr);
@@ -461,19 +478,24 @@ void visit_points(const at::Tensor& grad_output, const at::Tensor& grid, const L
 template <int DIMS, typename scalar_t>
 void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
                      const at::Tensor& grid, const at::Tensor& grad_input,
-                     const at::Tensor& grad_grid, const Geometry& geo) {
+                     const at::Tensor& grad_grid, const at::Tensor& tap_products,
+                     const Geometry& geo) {
   using opmath_t = at::opmath_type<scalar_t>;
   const Layout l = make_layout(input, grid, grad_output);
   const bool want_input = grad_input.defined(), want_grid = grad_grid.defined();
   const scalar_t* in = input.const_data_ptr<scalar_t>();
   opmath_t* ggrid = want_grid ? grad_grid.mutable_data_ptr<opmath_t>() : nullptr;
   opmath_t* gin = want_input ? grad_input.mutable_data_ptr<opmath_t>() : nullptr;
+  opmath_t* products =
+      tap_products.defined() ? tap_products.mutable_data_ptr<opmath_t>() : nullptr;
+  const int64_t taps = taps_per_point(geo);
   constexpr int dims = DIMS;
   visit_points<DIMS, scalar_t>(
-      grad_output, grid, l, geo, want_grid ? 1 : 0, in, gin, nullptr, want_input, at::Tensor(),
+      grad_output, grid, l, geo, want_grid ? 1 : 0, in, gin, PointRows{}, want_input,
+      at::Tensor(),
       [&](int64_t i, const Stencil<opmath_t>& st, const opmath_t* gout, opmath_t*) {
         const int64_t base = batch_of(i, l) * l.in_sN;
-        if (want_grid) {
+        if (want_grid || products != nullptr) {
           const opmath_t bias = nan_bias(st);
           opmath_t acc[3] = {bias, bias, bias};
           for (int k = 0; k < st.size; ++k) {
@@ -481,9 +503,17 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
             for (int d = 0; d < dims; ++d) {
               acc[d] += st.grad[d][k] * v;
             }
+            if (products != nullptr) {
+              products[i * taps + k] = v;
+            }
           }
-          for (int d = 0; d < dims; ++d) {
-            ggrid[i * dims + d] = acc[d];
+          if (products != nullptr) {
+            std::fill(products + i * taps + st.size, products + (i + 1) * taps, opmath_t(0));
+          }
+          if (want_grid) {
+            for (int d = 0; d < dims; ++d) {
+              ggrid[i * dims + d] = acc[d];
+            }
           }
         }
         if (want_input) {
@@ -499,7 +529,8 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
 template <int DIMS, typename scalar_t>
 void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_grid,
                             const at::Tensor& grad_output, const at::Tensor& input,
-                            const at::Tensor& grid, const at::Tensor& gg_output,
+                            const at::Tensor& grid, const at::Tensor& tap_products,
+                            const at::Tensor& gg_output,
                             const at::Tensor& grad_input,
                             const at::Tensor& grad_grid, const Geometry& geo) {
   using opmath_t = at::opmath_type<scalar_t>;
@@ -513,16 +544,20 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
   const scalar_t* ggg = has_ggg ? gg_grid.const_data_ptr<scalar_t>() : nullptr;
   opmath_t* ggrid = want_grid ? grad_grid.mutable_data_ptr<opmath_t>() : nullptr;
   opmath_t* gin = want_input ? grad_input.mutable_data_ptr<opmath_t>() : nullptr;
+  const opmath_t* products =
+      tap_products.defined() ? tap_products.const_data_ptr<opmath_t>() : nullptr;
+  const int64_t taps = taps_per_point(geo);
   constexpr int dims = DIMS;
   if (!(want_ggo || want_grid || want_input)) {
     return;
   }
-  // Prefetching the taps in `input` suits the usual gg_grid-only call
-  // (eikonal losses); gg_input reads are as cheap or as dear as before.
-  const scalar_t* prefetched = has_ggg ? in : ggi;
+  // Prefetch the taps of the input the pass reads most: none of it in the
+  // usual eikonal call (gg_grid only, tap products given).
+  const bool reads_input = has_ggg && (want_ggo || (want_grid && products == nullptr));
+  const scalar_t* prefetched = reads_input ? in : ggi;
   visit_points<DIMS, scalar_t>(
-      grad_output, grid, l, geo, (has_ggg && want_grid) ? 2 : 1, prefetched, gin, ggg,
-      want_input, gg_output,
+      grad_output, grid, l, geo, (has_ggg && want_grid) ? 2 : 1, prefetched, gin,
+      PointRows{point_row(ggg, dims), point_row(products, taps)}, want_input, gg_output,
       [&](int64_t i, const Stencil<opmath_t>& st, const opmath_t* gout, opmath_t* out) {
         opmath_t a[kMaxTaps];
         opmath_t b[3][kMaxTaps];
@@ -555,7 +590,8 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
           }
           if (has_ggg) {
             if (want_grid) {
-              const opmath_t v = dot_channels(gout, in + at, l.in_sC, l.C);
+              const opmath_t v = products != nullptr ? products[i * taps + k]
+                                                     : dot_channels(gout, in + at, l.in_sC, l.C);
               for (int e = 0; e < dims; ++e) {
                 acc[e] += b[e][k] * v;
               }
@@ -636,10 +672,27 @@ at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid,
   return output.view(shape);
 }
 
-std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cpu(
+// The tap products a double backward was given, checked, or an undefined
+// tensor when there are none (absent or empty) and it must compute them.
+at::Tensor given_tap_products(const std::optional<at::Tensor>& products, const at::Tensor& input,
+                              int64_t points, const Geometry& geo) {
+  if (!products.has_value() || !products->defined() || products->numel() == 0) {
+    return at::Tensor();
+  }
+  const std::vector<int64_t> expected = {input.size(0), points, taps_per_point(geo)};
+  TORCH_CHECK(products->sizes() == at::IntArrayRef(expected) &&
+                  products->scalar_type() == opmath_dtype(input),
+              "torchsample::grid_sample_double_backward: tap_products must be ",
+              at::IntArrayRef(expected), " ", opmath_dtype(input),
+              " as grid_sample_backward returns them, got ", products->sizes(), " ",
+              products->scalar_type());
+  return products->contiguous();
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& input_, const at::Tensor& grid,
     int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
-    std::array<bool, 2> output_mask) {
+    std::array<bool, 3> output_mask) {
   check_grid_sample_args(input_, grid, interpolation, padding, smoothstep);
   const at::Tensor input = dense_input(input_);
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
@@ -648,22 +701,26 @@ std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cpu(
   at::Tensor grad_input =
       output_mask[0] ? zeroed_gradient(input) : at::Tensor();
   at::Tensor grad_grid = output_mask[1] ? at::empty(flat.sizes(), acc) : at::Tensor();
+  at::Tensor tap_products =
+      output_mask[2] ? at::empty({flat.size(0), flat.size(1), taps_per_point(geo)}, acc)
+                     : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "torchsample_grid_sample_backward_cpu", [&] {
         with_dims(geo, [&](auto dims) {
           backward_kernel<dims(), scalar_t>(flat_grad_output(grad_output, grid), input, flat,
-                                            grad_input, grad_grid, geo);
+                                            grad_input, grad_grid, tap_products, geo);
         });
       });
   return {output_mask[0] ? grad_input.to(input.scalar_type()) : at::empty({0}, input.options()),
-          output_mask[1] ? finish_grid_grad(grad_grid, grid) : at::empty({0}, grid.options())};
+          output_mask[1] ? finish_grid_grad(grad_grid, grid) : at::empty({0}, grid.options()),
+          output_mask[2] ? tap_products : at::empty({0}, acc)};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
     const std::optional<at::Tensor>& gg_input_, const std::optional<at::Tensor>& gg_grid_,
     const at::Tensor& grad_output, const at::Tensor& input_, const at::Tensor& grid,
-    int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
-    std::array<bool, 3> output_mask) {
+    const std::optional<at::Tensor>& tap_products_, int64_t interpolation, int64_t padding,
+    bool align_corners, bool smoothstep, std::array<bool, 3> output_mask) {
   check_grid_sample_args(input_, grid, interpolation, padding, smoothstep);
   const at::Tensor input = dense_input(input_);
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
@@ -674,6 +731,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
   const at::Tensor gg_grid =
       gg_grid_.has_value() && gg_grid_->defined() ? flat_grid(*gg_grid_) : at::Tensor();
   const int64_t N = input.size(0), C = input.size(1), P = flat.size(1);
+  const at::Tensor tap_products = given_tap_products(tap_products_, input, P, geo);
   const auto acc = input.options().dtype(opmath_dtype(input));
   at::Tensor gg_output = output_mask[0] ? at::zeros({N, C, P}, input.options()) : at::Tensor();
   at::Tensor grad_input =
@@ -686,7 +744,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
           with_dims(geo, [&](auto dims) {
             double_backward_kernel<dims(), scalar_t>(gg_input, gg_grid,
                                                      flat_grad_output(grad_output, grid), input,
-                                                     flat, gg_output, grad_input, grad_grid, geo);
+                                                     flat, tap_products, gg_output, grad_input,
+                                                     grad_grid, geo);
           });
         });
   }

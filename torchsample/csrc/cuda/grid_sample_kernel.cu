@@ -240,10 +240,13 @@ at::Tensor grid_sample_cuda(const at::Tensor& input, const at::Tensor& grid,
   return output.view(shape);
 }
 
-std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cuda(
+// Returns no tap products (an empty tensor): the CUDA double backward
+// recomputes them.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& input_, const at::Tensor& grid,
+    const std::optional<at::Tensor>& /* tap_products: recomputed here */,
     int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
-    std::array<bool, 2> output_mask) {
+    std::array<bool, 3> output_mask) {
   check_grid_sample_args(input_, grid, interpolation, padding, smoothstep);
   const c10::cuda::CUDAGuard guard(input_.device());
   const at::Tensor input = dense_input(input_);
@@ -268,12 +271,14 @@ std::tuple<at::Tensor, at::Tensor> grid_sample_backward_cuda(
         });
   }
   return {output_mask[0] ? grad_input.to(input.scalar_type()) : at::empty({0}, input.options()),
-          output_mask[1] ? finish_grid_grad(grad_grid, grid) : at::empty({0}, grid.options())};
+          output_mask[1] ? finish_grid_grad(grad_grid, grid) : at::empty({0}, grid.options()),
+          at::empty({0}, acc)};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cuda(
     const std::optional<at::Tensor>& gg_input_, const std::optional<at::Tensor>& gg_grid_,
     const at::Tensor& grad_output, const at::Tensor& input_, const at::Tensor& grid,
+    const std::optional<at::Tensor>& /* tap_products: recomputed here */,
     int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
     std::array<bool, 3> output_mask) {
   check_grid_sample_args(input_, grid, interpolation, padding, smoothstep);
