@@ -98,9 +98,15 @@ def eikonal_step(model, coords):
 
 
 @pytest.mark.slow
-def test_torch_compile_fullgraph_double_backward_training_step(monkeypatch):
+def test_torch_compile_fullgraph_double_backward_training_step(monkeypatch, tmp_path):
     # Dynamo traces torch.autograd.grad only with this switch on.
     monkeypatch.setattr(torch._dynamo.config, "trace_autograd_ops", True)
+    # Compile from scratch: torch's on-disk caches key on the traced user
+    # code, not on the custom ops' schemas, so a graph cached by an older
+    # torchsample would call the ops with their old arguments.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
+    monkeypatch.setattr(torch._functorch.config, "enable_autograd_cache", False)
     torch._dynamo.reset()
     coords = training_data()[0][:4].requires_grad_()
 
