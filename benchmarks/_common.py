@@ -41,6 +41,7 @@ import os
 import platform
 import re
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,11 +197,15 @@ class Timing:
 def measure_time(
     fn: Callable[[], object], threads: int, min_run_time: float, label: str = ""
 ) -> Timing:
-    """Time ``fn()`` with :class:`torch.utils.benchmark.Timer`.
+    """Time ``fn()`` with :class:`torch.utils.benchmark.Timer`, warm.
 
-    The timer warms up, chooses how many calls to group per measurement,
-    synchronizes CUDA around each measurement and runs with ``threads``
-    intra-op threads.
+    ``fn`` first runs for ``min_run_time`` seconds (and at least twice)
+    untimed: the first calls in a process pay for page faults on fresh
+    memory and for allocator and thread-pool state settling, which on the
+    two-core CPU machine slowed the first backend measured by up to 2x for
+    about a second. Then the timer chooses how many calls to group per
+    measurement, synchronizes CUDA around each measurement and runs with
+    ``threads`` intra-op threads.
 
     Parameters
     ----------
@@ -220,6 +225,15 @@ def measure_time(
         Median and interquartile range of the per-call time, and the number
         of measurements they summarize.
     """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        start, calls = time.perf_counter(), 0
+        while calls < 2 or time.perf_counter() - start < min_run_time:
+            fn()
+            calls += 1
+    finally:
+        torch.set_num_threads(previous_threads)
     timer = torch.utils.benchmark.Timer(
         stmt="fn()", globals={"fn": fn}, num_threads=threads, label=label
     )

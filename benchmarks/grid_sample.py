@@ -58,9 +58,10 @@ channels-last and both dimensionalities; it checks that the harness works
 
 Figures
 -------
-Times are medians from :mod:`torch.utils.benchmark` (warm-up first; CUDA is
-synchronized; on CPU the intra-op thread count is pinned, 2 by default, the
-setting of the committed CPU results). Peak extra memory is measured as
+Times are medians from :mod:`torch.utils.benchmark`, after an untimed
+warm-up as long as the measurement (CUDA is synchronized; on CPU the intra-op
+thread count is pinned, 2 by default, the setting of the committed CPU
+results). Peak extra memory is measured as
 described in :mod:`benchmarks._common` and the method is written into the
 output. On CUDA the forward pass's achieved bandwidth is reported as a
 fraction of the device's peak; the bytes counted are those the sampler has to
@@ -432,8 +433,8 @@ def run(
             "device": device,
             "threads": threads,
             "baseline": BASELINE,
-            "timing": "torch.utils.benchmark blocked_autorange median, "
-            f"min_run_time={min_run_time}",
+            "timing": f"warm-up of min_run_time (at least 2 calls), then "
+            f"torch.utils.benchmark blocked_autorange median, min_run_time={min_run_time}",
             "memory_method": memory_method,
             "bandwidth_estimate": "forward bytes = grid + output + points*channels*corners "
             "values, over the median time, as a fraction of the device's peak DRAM bandwidth",

@@ -29,6 +29,26 @@
 namespace torchsample {
 namespace {
 
+// Returns `t`, a fresh buffer, after advising Linux to back it with
+// transparent huge pages.  Buffers of megabytes are often fresh memory from
+// the system, and first touching them costs one page fault per 4 KiB: for a
+// 56 MB volume, about as long as a pass over it.  Where huge pages are
+// granted on request, one fault maps 2 MiB, and random reads and writes
+// into the buffer miss the TLB less.  Advice only: where it is refused, the
+// buffer keeps small pages.
+at::Tensor on_huge_pages(at::Tensor t) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHugePage = uintptr_t(1) << 21;
+  const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t first = (begin + kHugePage - 1) & ~(kHugePage - 1);
+  const uintptr_t last = (begin + t.nbytes()) & ~(kHugePage - 1);
+  if (last > first) {
+    madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+  }
+#endif
+  return t;
+}
+
 // Points per parallel chunk: waking threads costs more than small work
 // (about at::internal::GRAIN_SIZE channel reads per chunk).
 int64_t point_grain(int64_t channels) {
@@ -435,8 +455,8 @@ void visit_points(const at::Tensor& grad_output, const at::Tensor& grid, const L
     });
     return;
   }
-  const at::Tensor point_major = at::empty(
-      {l.N, l.P, l.C}, grad_output.options().dtype(at::toOpMathType(grad_output.scalar_type())));
+  const at::Tensor point_major = on_huge_pages(at::empty(
+      {l.N, l.P, l.C}, grad_output.options().dtype(at::toOpMathType(grad_output.scalar_type()))));
   opmath_t* gout = point_major.mutable_data_ptr<opmath_t>();
   for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
     for_each_tile(begin, end, l.P, [&](int64_t i0, int64_t n, int64_t p0, int64_t size) {
@@ -615,32 +635,8 @@ at::ScalarType opmath_dtype(const at::Tensor& t) {
   return at::toOpMathType(t.scalar_type());
 }
 
-// at::empty_like(like, options, format) in memory advised to use huge pages.
-// Buffers this large are fresh memory from the system, and first touching
-// them costs one page fault per 4 KiB: for a 56 MB volume, about as long as
-// a pass over it.  Where Linux grants transparent huge pages on request, one
-// fault maps 2 MiB, and random reads and writes into the buffer miss the TLB
-// less.
-at::Tensor empty_on_huge_pages(const at::Tensor& like, const at::TensorOptions& options,
-                               at::MemoryFormat format) {
-  at::Tensor t = at::empty_like(like, options, format);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t kHugePage = uintptr_t(1) << 21;
-  const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const uintptr_t first = (begin + kHugePage - 1) & ~(kHugePage - 1);
-  const uintptr_t last = (begin + t.nbytes()) & ~(kHugePage - 1);
-  if (last > first) {
-    // Advice only: where it is refused, the buffer keeps small pages.
-    madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-  }
-#endif
-  return t;
-}
-
 at::Tensor zeroed_gradient(const at::Tensor& input) {
-  return empty_on_huge_pages(input, input.options().dtype(opmath_dtype(input)),
-                             at::MemoryFormat::Preserve)
-      .zero_();
+  return on_huge_pages(at::empty_like(input, input.options().dtype(opmath_dtype(input)))).zero_();
 }
 
 at::Tensor channels_last_copy_cpu(const at::Tensor& input) {
@@ -648,7 +644,7 @@ at::Tensor channels_last_copy_cpu(const at::Tensor& input) {
               "channels_last_copy: expected a 4D or 5D feature map, got shape ", input.sizes());
   const at::MemoryFormat format =
       input.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::ChannelsLast3d;
-  return empty_on_huge_pages(input, input.options(), format).copy_(input);
+  return on_huge_pages(at::empty_like(input, input.options(), format)).copy_(input);
 }
 
 at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid,
@@ -661,7 +657,8 @@ at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid,
   if (!input.is_floating_point()) {
     return nearest_integer_forward(input, flat, geo).view(shape);
   }
-  at::Tensor output = at::empty({input.size(0), input.size(1), flat.size(1)}, input.options());
+  at::Tensor output =
+      on_huge_pages(at::empty({input.size(0), input.size(1), flat.size(1)}, input.options()));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
                                   "torchsample_grid_sample_cpu",
                                   [&] {
@@ -702,8 +699,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_backward_cpu(
       output_mask[0] ? zeroed_gradient(input) : at::Tensor();
   at::Tensor grad_grid = output_mask[1] ? at::empty(flat.sizes(), acc) : at::Tensor();
   at::Tensor tap_products =
-      output_mask[2] ? at::empty({flat.size(0), flat.size(1), taps_per_point(geo)}, acc)
-                     : at::Tensor();
+      output_mask[2]
+          ? on_huge_pages(at::empty({flat.size(0), flat.size(1), taps_per_point(geo)}, acc))
+          : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "torchsample_grid_sample_backward_cpu", [&] {
         with_dims(geo, [&](auto dims) {
@@ -733,7 +731,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
   const int64_t N = input.size(0), C = input.size(1), P = flat.size(1);
   const at::Tensor tap_products = given_tap_products(tap_products_, input, P, geo);
   const auto acc = input.options().dtype(opmath_dtype(input));
-  at::Tensor gg_output = output_mask[0] ? at::zeros({N, C, P}, input.options()) : at::Tensor();
+  at::Tensor gg_output =
+      output_mask[0] ? on_huge_pages(at::empty({N, C, P}, input.options())).zero_() : at::Tensor();
   at::Tensor grad_input =
       output_mask[1] ? zeroed_gradient(input) : at::Tensor();
   at::Tensor grad_grid = output_mask[2] ? at::zeros(flat.sizes(), acc) : at::Tensor();
