@@ -473,6 +473,14 @@ HOST_DEVICE void directional(const Stencil<T>& st, int dims, const T* dir, T* a,
   }
 }
 
+// The dims coordinates of one grid point, in the arithmetic type T.
+template <typename scalar_t, typename T>
+HOST_DEVICE void load_coord(const scalar_t* grid, int dims, T* coord) {
+  for (int d = 0; d < dims; ++d) {
+    coord[d] = static_cast<T>(grid[d]);
+  }
+}
+
 // What a kernel adds to an output or grid gradient: NaN for NaN weights.
 template <typename T>
 HOST_DEVICE T nan_bias(const Stencil<T>& st) {

@@ -4,6 +4,9 @@
 
 #include <ATen/ATen.h>
 
+#include <array>
+#include <optional>
+#include <tuple>
 #include <vector>
 
 #include "grid_sample.h"
@@ -59,6 +62,24 @@ inline Geometry make_geometry(const at::Tensor& input, int64_t interpolation, in
   return geo;
 }
 
+// Signatures every device's kernels register, matching the schemas in
+// grid_sample.cpp.  Each kernel file static_asserts its functions against
+// them, so a signature that drifts from the schema fails to compile (nvcc
+// in CI) instead of failing to register on a machine with that device.
+using GridSampleFn = at::Tensor(const at::Tensor& input, const at::Tensor& grid,
+                                int64_t interpolation, int64_t padding, bool align_corners,
+                                bool smoothstep);
+using GridSampleBackwardFn = std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& grid,
+    int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
+    std::array<bool, 3> output_mask);
+using GridSampleDoubleBackwardFn = std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+    const std::optional<at::Tensor>& grad_grad_input,
+    const std::optional<at::Tensor>& grad_grad_grid, const at::Tensor& grad_output,
+    const at::Tensor& input, const at::Tensor& grid, const std::optional<at::Tensor>& tap_products,
+    int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
+    std::array<bool, 3> output_mask);
+
 // Tap slots per point: 1 for nearest, 2^dims for (bi/tri)linear, 4^dims for
 // bicubic.  A stencil fills its first `size` slots.
 inline int64_t taps_per_point(const Geometry& geo) {
@@ -66,9 +87,9 @@ inline int64_t taps_per_point(const Geometry& geo) {
   return geo.dims == 2 ? per_axis * per_axis : per_axis * per_axis * per_axis;
 }
 
-// Number of sampling points per batch element of a (b, *points, dims) grid.
-// Sizes and strides the CPU and CUDA kernels index with.  `output`-like tensors are
-// (b, c, p) with arbitrary strides; grids are contiguous (b, p, dims).
+// Sizes and strides the CPU and CUDA kernels index with.  `output`-like
+// tensors are (b, c, p) with arbitrary strides; grids are contiguous
+// (b, p, dims).
 struct Layout {
   int64_t N, C, P;
   int64_t in_sN, in_sC;
@@ -76,7 +97,7 @@ struct Layout {
 };
 
 inline Layout make_layout(const at::Tensor& input, const at::Tensor& grid,
-                   const at::Tensor& grad_output) {
+                          const at::Tensor& grad_output) {
   Layout l;
   l.N = input.size(0);
   l.C = input.size(1);
@@ -89,6 +110,7 @@ inline Layout make_layout(const at::Tensor& input, const at::Tensor& grid,
   return l;
 }
 
+// Number of sampling points per batch element of a (b, *points, dims) grid.
 inline int64_t grid_points(const at::Tensor& grid) {
   int64_t points = 1;
   for (int64_t d = 1; d < grid.dim() - 1; ++d) {

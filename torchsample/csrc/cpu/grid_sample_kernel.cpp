@@ -64,13 +64,6 @@ void for_each_range(int64_t total, int64_t channels, const F& body) {
   at::parallel_for(0, total, point_grain(channels), body);
 }
 
-template <typename scalar_t, typename T>
-void load_coord(const scalar_t* grid, int dims, T* coord) {
-  for (int d = 0; d < dims; ++d) {
-    coord[d] = static_cast<T>(grid[d]);
-  }
-}
-
 // Calls body(std::integral_constant<int, DIMS>) for the input's number of
 // spatial dimensions, so that kernels unroll their loops over axes.
 template <typename F>
@@ -752,6 +745,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
           output_mask[1] ? grad_input.to(input.scalar_type()) : at::empty({0}, input.options()),
           output_mask[2] ? finish_grid_grad(grad_grid, grid) : at::empty({0}, grid.options())};
 }
+
+static_assert(std::is_same_v<decltype(grid_sample_cpu), GridSampleFn>);
+static_assert(std::is_same_v<decltype(grid_sample_backward_cpu), GridSampleBackwardFn>);
+static_assert(
+    std::is_same_v<decltype(grid_sample_double_backward_cpu), GridSampleDoubleBackwardFn>);
 
 }  // namespace
 

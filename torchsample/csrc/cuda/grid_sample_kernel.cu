@@ -12,6 +12,7 @@
 #include <torch/library.h>
 
 #include <tuple>
+#include <type_traits>
 
 #include "../grid_sample.h"
 #include "../grid_sample_host.h"
@@ -23,13 +24,6 @@ constexpr int kThreads = 256;
 
 int64_t blocks_for(int64_t points) {
   return (points + kThreads - 1) / kThreads;
-}
-
-template <typename scalar_t, typename T>
-__device__ __forceinline__ void load_coord(const scalar_t* grid, int dims, T* coord) {
-  for (int d = 0; d < dims; ++d) {
-    coord[d] = static_cast<T>(grid[d]);
-  }
 }
 
 // ---------------------------------------------------------------- forward --
@@ -244,7 +238,6 @@ at::Tensor grid_sample_cuda(const at::Tensor& input, const at::Tensor& grid,
 // recomputes them.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& input_, const at::Tensor& grid,
-    const std::optional<at::Tensor>& /* tap_products: recomputed here */,
     int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
     std::array<bool, 3> output_mask) {
   check_grid_sample_args(input_, grid, interpolation, padding, smoothstep);
@@ -317,6 +310,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cuda(
           output_mask[1] ? grad_input.to(input.scalar_type()) : at::empty({0}, input.options()),
           output_mask[2] ? finish_grid_grad(grad_grid, grid) : at::empty({0}, grid.options())};
 }
+
+static_assert(std::is_same_v<decltype(grid_sample_cuda), GridSampleFn>);
+static_assert(std::is_same_v<decltype(grid_sample_backward_cuda), GridSampleBackwardFn>);
+static_assert(
+    std::is_same_v<decltype(grid_sample_double_backward_cuda), GridSampleDoubleBackwardFn>);
 
 }  // namespace
 
