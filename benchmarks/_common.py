@@ -5,7 +5,7 @@ builds its cases, and uses these helpers to
 
 * describe the machine (:func:`machine_info`),
 * pin the CPU thread count (:func:`pin_threads`),
-* time a callable with :mod:`torch.utils.benchmark` (:func:`measure_time`),
+* time callables that do the same work, taking turns (:func:`measure_interleaved`),
 * measure the peak extra memory of one call (:func:`measure_peak_memory`),
 * write results as JSON (:func:`write_json`) and print them as a text table
   (:func:`format_table`).
@@ -40,14 +40,14 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.utils.benchmark
 
 CUDA_MEMORY_METHOD = (
     "torch.cuda.max_memory_allocated after reset_peak_memory_stats, minus the memory "
@@ -187,58 +187,105 @@ def pin_threads(threads: int) -> int:
 
 @dataclass
 class Timing:
-    """Result of :func:`measure_time`: median and spread of one call, in seconds."""
+    """Result of :func:`measure_interleaved`: median and spread of one call, in seconds."""
 
     median_s: float
     iqr_s: float
     runs: int
 
 
-def measure_time(
-    fn: Callable[[], object], threads: int, min_run_time: float, label: str = ""
-) -> Timing:
-    """Time ``fn()`` with :class:`torch.utils.benchmark.Timer`, warm.
+# Calls are timed in blocks at least this long, so that the timer's own cost
+# and CUDA synchronization stay negligible for sub-millisecond calls.
+_BLOCK_S = 0.02
 
-    ``fn`` first runs for ``min_run_time`` seconds (and at least twice)
-    untimed: the first calls in a process pay for page faults on fresh
-    memory and for allocator and thread-pool state settling, which on the
-    two-core CPU machine slowed the first backend measured by up to 2x for
-    about a second. Then the timer chooses how many calls to group per
-    measurement, synchronizes CUDA around each measurement and runs with
-    ``threads`` intra-op threads.
+
+def measure_interleaved(
+    fns: Mapping[str, Callable[[], object]],
+    threads: int,
+    min_run_time: float,
+    device: torch.device | str = "cpu",
+    min_rounds: int = 5,
+) -> dict[str, Timing]:
+    """Time several callables that do the same work, taking turns.
+
+    On a shared machine the speed available to a process drifts by 2x
+    within seconds; callables timed one after the other would each see a
+    different machine, and their ratio would measure the drift.  Here the
+    callables run in rounds, each round timing one block of calls of every
+    callable (the order rotates from round to round), so all of them are
+    exposed alike and each median comes from the same stretch of time.
+
+    Before timing, the callables take turns untimed for ``min_run_time``
+    seconds (at least twice each): the first calls in a process pay for page
+    faults on fresh memory and for allocator and thread-pool state settling,
+    which on the two-core CPU machine slowed the first callable by up to 2x
+    for about a second.  The warm-up also sizes each callable's block (the
+    calls that fit in about 20 ms, at least one).
 
     Parameters
     ----------
-    fn : callable
-        Called with no arguments; its result is discarded.
+    fns : mapping of str to callable
+        Called with no arguments; results are discarded.
     threads : int
-        Intra-op thread count used while timing.
+        Intra-op CPU thread count while timing.
     min_run_time : float
-        Seconds to spend measuring, after the warm-up; at least one
-        measurement is taken however long ``fn`` runs.
-    label : str, optional
-        Recorded in the timer's task description.
+        Seconds of warm-up, and seconds of timing per callable: rounds go on
+        until that much time per callable has passed and at least
+        ``min_rounds`` rounds have run.
+    device : torch.device or str
+        CUDA is synchronized around every block when this is a CUDA device.
+    min_rounds : int
+        Fewest blocks timed per callable.
 
     Returns
     -------
-    Timing
-        Median and interquartile range of the per-call time, and the number
-        of measurements they summarize.
+    dict of str to Timing
+        Per callable: the median and interquartile range over its blocks of
+        the time per call, and the number of blocks.
     """
+    if not fns:
+        return {}
+    device = torch.device(device)
+
+    def synchronize():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        fastest = {name: float("inf") for name in fns}
         start, calls = time.perf_counter(), 0
         while calls < 2 or time.perf_counter() - start < min_run_time:
-            fn()
+            for name, fn in fns.items():
+                synchronize()
+                began = time.perf_counter()
+                fn()
+                synchronize()
+                fastest[name] = min(fastest[name], time.perf_counter() - began)
             calls += 1
+        block = {name: max(1, int(_BLOCK_S / max(t, 1e-9))) for name, t in fastest.items()}
+        per_call: dict[str, list[float]] = {name: [] for name in fns}
+        names = list(fns)
+        start, rounds = time.perf_counter(), 0
+        while rounds < min_rounds or time.perf_counter() - start < min_run_time * len(fns):
+            turn = names[rounds % len(names) :] + names[: rounds % len(names)]
+            for name in turn:
+                fn = fns[name]
+                synchronize()
+                began = time.perf_counter()
+                for _ in range(block[name]):
+                    fn()
+                synchronize()
+                per_call[name].append((time.perf_counter() - began) / block[name])
+            rounds += 1
     finally:
         torch.set_num_threads(previous_threads)
-    timer = torch.utils.benchmark.Timer(
-        stmt="fn()", globals={"fn": fn}, num_threads=threads, label=label
-    )
-    measurement = timer.blocked_autorange(min_run_time=min_run_time)
-    return Timing(median_s=measurement.median, iqr_s=measurement.iqr, runs=len(measurement.times))
+    timings = {}
+    for name, values in per_call.items():
+        q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+        timings[name] = Timing(median_s=median, iqr_s=q3 - q1, runs=len(values))
+    return timings
 
 
 @functools.cache

@@ -26,10 +26,10 @@ clouds (uniform in the unit cube, fixed seed):
 ``fpsample`` chooses its own first point; torchsample is started at the same
 point, and the JSON records whether the two returned identical indices.
 
-Times are medians of repeated calls timed with :func:`time.perf_counter`,
+Times are medians of repeated calls (:func:`benchmarks._common.measure_interleaved`),
 ``fpsample`` and ``compiled`` called in turns so that load from other
 processes on a shared machine hits both alike (the fallback, far slower, is
-timed alone, three calls). The intra-op thread count is pinned (2 by default,
+timed alone: two warm-up calls, then three timed). The intra-op thread count is pinned (2 by default,
 the setting of the committed CPU results); ``fpsample`` is single-threaded. ``--quick`` runs tiny cases to check the
 harness and says nothing about speed.
 """
@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -86,32 +85,6 @@ def _fpsample_module():
 def _cloud(case: Case) -> torch.Tensor:
     generator = torch.Generator().manual_seed(case.points + case.batch)
     return torch.rand(case.batch, case.points, 3, generator=generator)
-
-
-def _interleaved(methods: dict, min_run_time: float, min_runs: int = 5) -> dict:
-    """Median time per call of each method, the methods called in turn.
-
-    Taking turns exposes every method alike to whatever else the machine is doing,
-    which matters more than the timer's resolution on a shared machine.
-    """
-    for fn in methods.values():
-        fn()  # warm-up
-    times = {name: [] for name in methods}
-    start = time.perf_counter()
-    while min(
-        len(t) for t in times.values()
-    ) < min_runs or time.perf_counter() - start < min_run_time * len(methods):
-        for name, fn in methods.items():
-            began = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - began)
-    timings = {}
-    for name, values in times.items():
-        q1, median, q3 = np.percentile(values, [25, 50, 75])
-        timings[name] = _common.Timing(
-            median_s=float(median), iqr_s=float(q3 - q1), runs=len(values)
-        )
-    return timings
 
 
 def run(cases, threads: int, min_run_time: float, heights=FPSAMPLE_HEIGHTS, out=sys.stdout) -> dict:
@@ -169,8 +142,11 @@ def run(cases, threads: int, min_run_time: float, heights=FPSAMPLE_HEIGHTS, out=
                     ]
                 ).astype(np.int64)
 
-            by_height = _interleaved(
-                {h: functools.partial(call_fpsample, h) for h in heights}, min_run_time / 4, 3
+            by_height = _common.measure_interleaved(
+                {h: functools.partial(call_fpsample, h) for h in heights},
+                threads,
+                min_run_time / 4,
+                min_rounds=3,
             )
             best = min(by_height, key=lambda h: by_height[h].median_s)
             contenders["fpsample"] = functools.partial(call_fpsample, best)
@@ -190,20 +166,21 @@ def run(cases, threads: int, min_run_time: float, heights=FPSAMPLE_HEIGHTS, out=
                 identical = torch.equal(contenders["compiled"](), fpsample_indices)
                 extra["compiled"] = {"identical_to_fpsample": identical}
 
-        timings = _interleaved(contenders, min_run_time) if contenders else {}
+        timings = _common.measure_interleaved(contenders, threads, min_run_time)
         for method, reason in (("fpsample", fpsample_missing), ("compiled", compiled_missing)):
             record(case, method, timings.get(method), reason, **extra.get(method, {}))
 
         if case.fallback:
             fallback = functools.partial(_fps._fps_reference, cloud, lengths, case.samples, starts)
-            record(case, "fallback", _interleaved({"fallback": fallback}, 0.0, 3)["fallback"])
+            timing = _common.measure_interleaved({"fallback": fallback}, threads, 0.0, min_rounds=3)
+            record(case, "fallback", timing["fallback"])
         else:
             record(case, "fallback", reason="left out: would take minutes")
 
     payload = {
         "benchmark": "farthest point sampling",
         "timing": "median of calls made in turns (fpsample, compiled), after a warm-up; "
-        "fallback timed alone, three calls",
+        "fallback timed alone, two warm-up calls then three timed",
         "machine": _common.machine_info("cpu", threads),
         "fpsample_version": getattr(fpsample, "__version__", None) if fpsample else None,
         "cases": {c.name: asdict(c) for c in cases},

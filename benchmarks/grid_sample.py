@@ -58,10 +58,12 @@ channels-last and both dimensionalities; it checks that the harness works
 
 Figures
 -------
-Times are medians from :mod:`torch.utils.benchmark`, after an untimed
-warm-up as long as the measurement (CUDA is synchronized; on CPU the intra-op
-thread count is pinned, 2 by default, the setting of the committed CPU
-results). Peak extra memory is measured as
+Times are medians per call, the backends of one case and workload taking
+turns after an untimed warm-up (:func:`benchmarks._common.measure_interleaved`:
+on a shared machine, backends timed one after the other would each see a
+different machine). CUDA is synchronized around every timed block; on CPU the
+intra-op thread count is pinned, 2 by default, the setting of the committed
+CPU results. Peak extra memory is measured as
 described in :mod:`benchmarks._common` and the method is written into the
 output. On CUDA the forward pass's achieved bandwidth is reported as a
 fraction of the device's peak; the bytes counted are those the sampler has to
@@ -282,44 +284,35 @@ def measure_case(
     peak = _common.peak_bandwidth(device) if torch.device(device).type == "cuda" else None
     rows = []
     for workload in case.workloads:
-        measured = []
+        measured, runnable = {}, {}
         for name, backend in backends.items():
-            row = {"case": case.name, "workload": workload, "backend": name}
+            row = measured[name] = {"case": case.name, "workload": workload, "backend": name}
             reason = _skip_reason(backend, case, inputs)
             if reason is not None:
                 row.update(status="skipped", reason=reason)
-            else:
-                row.update(_measure(workload, backend, case, inputs, device, threads, min_run_time))
-            measured.append(row)
-        baseline = next(
-            (r["time_s"] for r in measured if r["backend"] == BASELINE and r["status"] == "ok"),
-            None,
-        )
-        for row in measured:
+                continue
+            try:
+                fn = make_workload(workload, backend, case, inputs)
+                row["peak_memory_bytes"] = _common.measure_peak_memory(fn, device)
+            except Exception as error:  # noqa: BLE001  (a failing backend must not hide the others)
+                row.update(status="failed", reason=f"{type(error).__name__}: {error}")
+                continue
+            runnable[name] = fn
+        timings = _common.measure_interleaved(runnable, threads, min_run_time, device)
+        for name, timing in timings.items():
+            measured[name].update(
+                status="ok", time_s=timing.median_s, iqr_s=timing.iqr_s, runs=timing.runs
+            )
+        baseline = timings[BASELINE].median_s if BASELINE in timings else None
+        for row in measured.values():
             if row["status"] == "ok":
                 row["speedup_vs_native"] = baseline / row["time_s"] if baseline else None
                 if workload == "forward" and peak:
                     achieved = forward_bytes(case) / row["time_s"]
                     row.update(bandwidth_bytes_per_s=achieved, bandwidth_fraction=achieved / peak)
             report(row)
-        rows += measured
+        rows += measured.values()
     return rows
-
-
-def _measure(workload, backend, case, inputs, device, threads, min_run_time) -> dict:
-    try:
-        fn = make_workload(workload, backend, case, inputs)
-        timing = _common.measure_time(fn, threads, min_run_time, label=case.name)
-        memory = _common.measure_peak_memory(fn, device)
-    except Exception as error:  # noqa: BLE001  (a failing backend must not hide the others)
-        return {"status": "failed", "reason": f"{type(error).__name__}: {error}"}
-    return {
-        "status": "ok",
-        "time_s": timing.median_s,
-        "iqr_s": timing.iqr_s,
-        "runs": timing.runs,
-        "peak_memory_bytes": memory,
-    }
 
 
 def _format_row(row: dict) -> str:
@@ -388,8 +381,8 @@ def run(
     threads : int
         Intra-op CPU thread count, pinned for the whole run.
     min_run_time : float
-        Seconds of timing per measurement after warm-up (see
-        :func:`benchmarks._common.measure_time`).
+        Seconds of warm-up per case and workload, and of timing per backend
+        (see :func:`benchmarks._common.measure_interleaved`).
     backends : mapping of str to module, optional
         Backends to compare; :data:`torchsample.ops.BACKENDS` by default.
     out : file
@@ -433,8 +426,10 @@ def run(
             "device": device,
             "threads": threads,
             "baseline": BASELINE,
-            "timing": f"warm-up of min_run_time (at least 2 calls), then "
-            f"torch.utils.benchmark blocked_autorange median, min_run_time={min_run_time}",
+            "timing": "backends take turns: untimed warm-up of min_run_time (at least 2 "
+            "calls each), then rounds timing one ~20 ms block of calls per backend, until "
+            "min_run_time per backend and at least 5 rounds; median over blocks, "
+            f"min_run_time={min_run_time}",
             "memory_method": memory_method,
             "bandwidth_estimate": "forward bytes = grid + output + points*channels*corners "
             "values, over the median time, as a fraction of the device's peak DRAM bandwidth",
