@@ -89,6 +89,38 @@ def test_matches_native_forward_backward_double_backward(case):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_input_gradients_are_zero_where_no_point_reaches(dims, channels_last):
+    """The CPU scatters zero their gradient buffers slab by slab as they go.
+
+    Points sit in a thin band of a tall input, so most slabs receive nothing;
+    buffers of the same size filled with NaN are freed just before, so that
+    the allocator is likely to hand back dirty memory.
+    """
+    gen = torch.Generator().manual_seed(5)
+    spatial = (31, 6) if dims == 2 else (29, 5, 6)
+    x = torch.randn(2, 4, *spatial, generator=gen, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last if dims == 2 else torch.channels_last_3d)
+    grid = torch.rand(2, 1, 50, dims, generator=gen, dtype=torch.float64) * 2 - 1
+    grid[..., -1] = grid[..., -1] * 0.1 + 0.3  # the slowest axis: a band of a few indices
+    if dims == 3:
+        grid = grid.unsqueeze(1)
+
+    def native(a, g):
+        return F.grid_sample(a, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    expected = first_and_second(native, x, grid)
+    for _ in range(4):
+        torch.full_like(x, math.nan)
+    actual = first_and_second(compiled_sample, x, grid)
+    reached = expected[1][0].ne(0).any(1).flatten(2).any(-1)  # (batch, slowest index)
+    assert reached.any() and not reached.all()
+    for got, want in zip((*actual[1], *actual[2]), (*expected[1], *expected[2])):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("case", ALL_CASES, ids=_case_id)
 def test_many_slabs_match_native(case):
     """Inputs tall enough that the CPU scatters split them into several slabs."""
@@ -404,6 +436,23 @@ def test_channels_last_copy_op(dims):
     torch.library.opcheck(OPS.channels_last_copy, (x.clone().requires_grad_(),))
     with pytest.raises(RuntimeError, match=r"expected a 4D or 5D feature map, got shape \[2, 3\]"):
         OPS.channels_last_copy(torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize(
+    "dtype", [torch.bool, torch.int8, torch.float16, torch.float32, torch.int64, torch.complex128]
+)
+def test_channels_last_copy_of_every_element_size(dtype):
+    """Contiguous inputs are transposed blockwise by element size; others copied."""
+    gen = torch.Generator().manual_seed(2)
+    # 3 * 70 * 5 = 1050 positions: blocks of positions do not divide them.
+    values = torch.randn(2, 6, 3, 70, 5, generator=gen, dtype=torch.float64) * 50
+    x = values.to(dtype) if dtype != torch.complex128 else torch.complex(values, -values)
+    for source in (x, x[:, ::2], x.transpose(3, 4).contiguous().transpose(3, 4), x[:, :1]):
+        copy = OPS.channels_last_copy(source)
+        assert copy.is_contiguous(memory_format=torch.channels_last_3d)
+        assert torch.equal(copy, source)
+    image = x[:, :, 0].contiguous()
+    assert torch.equal(OPS.channels_last_copy(image), image)
 
 
 def test_large_volume_through_the_channels_last_copy():

@@ -129,6 +129,7 @@ constexpr int64_t kMaxSpan = 4;
 struct Buckets {
   int64_t batches = 0;
   int64_t slabs = 1;               // per batch element
+  int64_t thickness = 0;           // indices along the slowest axis per slab
   std::vector<int64_t> start;      // bucket b holds order[start[b], start[b + 1])
   std::vector<int64_t> order;      // flattened (batch, point) indices
   std::vector<int64_t> wide;
@@ -161,7 +162,8 @@ Buckets make_buckets(const scalar_t* grid, int64_t N, int64_t P, const Geometry&
   // megabytes of the input and of its gradient, which the TLB and the last
   // level cache hold, where points in input order touch every page.
   b.slabs = std::max<int64_t>(1, extent / kMaxSpan);
-  const int64_t thickness = (extent + b.slabs - 1) / b.slabs;
+  b.thickness = (extent + b.slabs - 1) / b.slabs;
+  const int64_t thickness = b.thickness;
   // Bucket of each point, or -1 for the wide ones.  Points without taps
   // scatter nothing; slab 0 takes them.
   std::vector<int32_t> bucket(N * P);
@@ -206,8 +208,9 @@ Buckets make_buckets(const scalar_t* grid, int64_t N, int64_t P, const Geometry&
   return b;
 }
 
-// Runs body(indices, count) on lists of points: every bucket of one parity,
-// in parallel, then the other parity, then the wide points.
+// Runs body(batch, slab, indices, count) on lists of points: every bucket of
+// one parity, in parallel, then the other parity, then the wide points
+// (batch and slab -1).
 template <typename F>
 void for_each_bucket(const Buckets& b, const F& body) {
   for (int64_t parity = 0; parity < 2; ++parity) {
@@ -217,12 +220,14 @@ void for_each_bucket(const Buckets& b, const F& body) {
     }
     at::parallel_for(0, b.batches * per_batch, 1, [&](int64_t begin, int64_t end) {
       for (int64_t j = begin; j < end; ++j) {
-        const int64_t bucket = (j / per_batch) * b.slabs + 2 * (j % per_batch) + parity;
-        body(b.order.data() + b.start[bucket], b.start[bucket + 1] - b.start[bucket]);
+        const int64_t batch = j / per_batch, slab = 2 * (j % per_batch) + parity;
+        const int64_t bucket = batch * b.slabs + slab;
+        body(batch, slab, b.order.data() + b.start[bucket],
+             b.start[bucket + 1] - b.start[bucket]);
       }
     });
   }
-  body(b.wide.data(), static_cast<int64_t>(b.wide.size()));
+  body(int64_t(-1), int64_t(-1), b.wide.data(), static_cast<int64_t>(b.wide.size()));
 }
 
 // dst[c] += sum_k w[k] * src[offset[k] + c * stride] for every channel.
@@ -414,15 +419,16 @@ PointRow point_row(const T* data, int64_t per_point) {
 // the gradient of the output at point i (C values) and, when outputs per
 // point are wanted, C values to fill.
 //
-// Gather-only passes run over tiles in point order; passes that scatter
-// (`scatter`) run over Buckets, reading the output gradient from a
-// point-major copy.  `out` values go to `out_tensor` ((b, c, p), may be
+// Gather-only passes run over tiles in point order.  Passes that add into
+// `scattered` (an input-shaped buffer in opmath, uninitialized; undefined
+// for gather-only passes) run over Buckets, reading the output gradient from
+// a point-major copy.  `out` values go to `out_tensor` ((b, c, p), may be
 // undefined).  `rows` are per-point data the body reads (gg_grid directions,
 // tap products), prefetched ahead in bucket order.
 template <int DIMS, typename scalar_t, typename F>
 void visit_points(const at::Tensor& grad_output, const at::Tensor& grid, const Layout& l,
                   const Geometry& geo, int order, const scalar_t* read,
-                  at::opmath_type<scalar_t>* write, const PointRows& rows, bool scatter,
+                  const at::Tensor& scattered, const PointRows& rows,
                   const at::Tensor& out_tensor, const F& body) {
   constexpr int64_t kLookahead = 4;
   constexpr int64_t kLineItems = 64 / sizeof(at::opmath_type<scalar_t>);
@@ -430,7 +436,7 @@ void visit_points(const at::Tensor& grad_output, const at::Tensor& grid, const L
   const scalar_t* g = grid.const_data_ptr<scalar_t>();
   const scalar_t* go = grad_output.const_data_ptr<scalar_t>();
   scalar_t* out = out_tensor.defined() ? out_tensor.mutable_data_ptr<scalar_t>() : nullptr;
-  if (!scatter) {
+  if (!scattered.defined()) {
     for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
       std::vector<opmath_t> gout(kTile * l.C), outs(out ? kTile * l.C : 0);
       for_each_tile(begin, end, l.P, [&](int64_t i0, int64_t n, int64_t p0, int64_t size) {
@@ -457,7 +463,21 @@ void visit_points(const at::Tensor& grad_output, const at::Tensor& grid, const L
     });
   });
   const Buckets buckets = make_buckets<scalar_t, opmath_t>(g, l.N, l.P, geo);
-  for_each_bucket(buckets, [&](const int64_t* points, int64_t count) {
+  const opmath_t* write = scattered.const_data_ptr<opmath_t>();
+  const int64_t extent = geo.size[geo.dims - 1];
+  for_each_bucket(buckets, [&](int64_t batch, int64_t slab, const int64_t* points,
+                               int64_t count) {
+    // Each even bucket first zeroes the two slabs its points write into (no
+    // other bucket of its pass touches them; the odd pass and the wide
+    // points come later).  Zeroing the whole buffer beforehand would write
+    // it to memory once more, and the scatter would read it back.
+    if (slab >= 0 && slab % 2 == 0) {
+      const int64_t first = slab * buckets.thickness;
+      const int64_t last = std::min(extent, first + 2 * buckets.thickness);
+      if (last > first) {
+        scattered.select(0, batch).narrow(1, first, last - first).zero_();
+      }
+    }
     std::vector<opmath_t> outs(out ? l.C : 0);
     for_each_stencil<DIMS, opmath_t>(
         g, geo, order, l, read, write, count, [&](int64_t j) { return points[j]; },
@@ -504,8 +524,7 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
   const int64_t taps = taps_per_point(geo);
   constexpr int dims = DIMS;
   visit_points<DIMS, scalar_t>(
-      grad_output, grid, l, geo, want_grid ? 1 : 0, in, gin, PointRows{}, want_input,
-      at::Tensor(),
+      grad_output, grid, l, geo, want_grid ? 1 : 0, in, grad_input, PointRows{}, at::Tensor(),
       [&](int64_t i, const Stencil<opmath_t>& st, const opmath_t* gout, opmath_t*) {
         const int64_t base = batch_of(i, l) * l.in_sN;
         if (want_grid || products != nullptr) {
@@ -569,8 +588,9 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
   const bool reads_input = has_ggg && (want_ggo || (want_grid && products == nullptr));
   const scalar_t* prefetched = reads_input ? in : ggi;
   visit_points<DIMS, scalar_t>(
-      grad_output, grid, l, geo, (has_ggg && want_grid) ? 2 : 1, prefetched, gin,
-      PointRows{point_row(ggg, dims), point_row(products, taps)}, want_input, gg_output,
+      grad_output, grid, l, geo, (has_ggg && want_grid) ? 2 : 1, prefetched,
+      want_input ? grad_input : at::Tensor(),
+      PointRows{point_row(ggg, dims), point_row(products, taps)}, gg_output,
       [&](int64_t i, const Stencil<opmath_t>& st, const opmath_t* gout, opmath_t* out) {
         opmath_t a[kMaxTaps];
         opmath_t b[3][kMaxTaps];
@@ -628,8 +648,35 @@ at::ScalarType opmath_dtype(const at::Tensor& t) {
   return at::toOpMathType(t.scalar_type());
 }
 
-at::Tensor zeroed_gradient(const at::Tensor& input) {
-  return on_huge_pages(at::empty_like(input, input.options().dtype(opmath_dtype(input)))).zero_();
+// An uninitialized input-shaped buffer in opmath, for a gradient that the
+// scatter pass zeroes slab by slab as it goes (see visit_points).
+at::Tensor scattered_gradient(const at::Tensor& input) {
+  return on_huge_pages(at::empty_like(input, input.options().dtype(opmath_dtype(input))));
+}
+
+// dst[n][s][c] = src[n][c][s] for S positions and C channels per batch
+// element, in blocks of positions whose output (kBlock * C values) stays in
+// the L1 cache while C input rows stream through.  Element-wise strided
+// copying, which at::Tensor::copy_ does for this permutation, runs at about
+// half the memory bandwidth.
+template <typename element_t>
+void transpose_channels(const element_t* src, int64_t N, int64_t C, int64_t S, element_t* dst) {
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (S + kBlock - 1) / kBlock;
+  at::parallel_for(0, N * blocks, std::max<int64_t>(1, 4096 / std::max<int64_t>(C, 1)),
+                   [&](int64_t begin, int64_t end) {
+                     for (int64_t b = begin; b < end; ++b) {
+                       const int64_t n = b / blocks, s0 = (b - n * blocks) * kBlock;
+                       const int64_t size = std::min(kBlock, S - s0);
+                       const element_t* in = src + n * C * S + s0;
+                       element_t* out = dst + (n * S + s0) * C;
+                       for (int64_t c = 0; c < C; ++c) {
+                         for (int64_t s = 0; s < size; ++s) {
+                           out[s * C + c] = in[c * S + s];
+                         }
+                       }
+                     }
+                   });
 }
 
 at::Tensor channels_last_copy_cpu(const at::Tensor& input) {
@@ -637,7 +684,31 @@ at::Tensor channels_last_copy_cpu(const at::Tensor& input) {
               "channels_last_copy: expected a 4D or 5D feature map, got shape ", input.sizes());
   const at::MemoryFormat format =
       input.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::ChannelsLast3d;
-  return on_huge_pages(at::empty_like(input, input.options(), format)).copy_(input);
+  at::Tensor output = on_huge_pages(at::empty_like(input, input.options(), format));
+  if (!input.is_contiguous() || output.numel() == 0) {
+    return output.copy_(input);
+  }
+  // Only bytes move: the element type matters by its size alone.
+  const int64_t N = input.size(0), C = input.size(1), S = input.numel() / std::max<int64_t>(N * C, 1);
+  const void* src = input.const_data_ptr();
+  void* dst = output.mutable_data_ptr();
+  switch (input.element_size()) {
+    case 1:
+      transpose_channels(static_cast<const uint8_t*>(src), N, C, S, static_cast<uint8_t*>(dst));
+      break;
+    case 2:
+      transpose_channels(static_cast<const uint16_t*>(src), N, C, S, static_cast<uint16_t*>(dst));
+      break;
+    case 4:
+      transpose_channels(static_cast<const uint32_t*>(src), N, C, S, static_cast<uint32_t*>(dst));
+      break;
+    case 8:
+      transpose_channels(static_cast<const uint64_t*>(src), N, C, S, static_cast<uint64_t*>(dst));
+      break;
+    default:
+      output.copy_(input);
+  }
+  return output;
 }
 
 at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid,
@@ -688,8 +759,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_backward_cpu(
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
   const at::Tensor flat = flat_grid(grid);
   const auto acc = input.options().dtype(opmath_dtype(input));
-  at::Tensor grad_input =
-      output_mask[0] ? zeroed_gradient(input) : at::Tensor();
+  at::Tensor grad_input = output_mask[0] ? scattered_gradient(input) : at::Tensor();
   at::Tensor grad_grid = output_mask[1] ? at::empty(flat.sizes(), acc) : at::Tensor();
   at::Tensor tap_products =
       output_mask[2]
@@ -726,8 +796,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
   const auto acc = input.options().dtype(opmath_dtype(input));
   at::Tensor gg_output =
       output_mask[0] ? on_huge_pages(at::empty({N, C, P}, input.options())).zero_() : at::Tensor();
-  at::Tensor grad_input =
-      output_mask[1] ? zeroed_gradient(input) : at::Tensor();
+  // The input gradient only flows through gg_grid; without it, it is zero.
+  at::Tensor grad_input = !output_mask[1]     ? at::Tensor()
+                          : gg_grid.defined() ? scattered_gradient(input)
+                                              : scattered_gradient(input).zero_();
   at::Tensor grad_grid = output_mask[2] ? at::zeros(flat.sizes(), acc) : at::Tensor();
   if (gg_input.defined() || gg_grid.defined()) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
