@@ -483,9 +483,11 @@ void visit_points(const at::Tensor& grad_output, const at::Tensor& grid, const L
         g, geo, order, l, read, write, count, [&](int64_t j) { return points[j]; },
         [&](int64_t j, int64_t i, const Stencil<opmath_t>& st) {
           // A bucket's points are scattered over the point range: fetch the
-          // rows of later points early.
+          // rows of later points early, their coordinates included (without
+          // which building the next stencil waits on a cache miss).
           if (j + kLookahead < count) {
             const int64_t later = points[j + kLookahead];
+            __builtin_prefetch(g + later * DIMS);
             for (int64_t c = 0; c < l.C; c += kLineItems) {
               __builtin_prefetch(gout + later * l.C + c);
             }
