@@ -21,6 +21,9 @@
 #include <limits>
 #include <numeric>
 #include <vector>
+#include <type_traits>
+
+#include "../fps_host.h"
 
 namespace torchsample {
 namespace {
@@ -283,34 +286,16 @@ class PrunedCloud {
 at::Tensor farthest_point_sample_cpu(const at::Tensor& points, const at::Tensor& lengths,
                                      int64_t n_samples, const at::Tensor& start_indices,
                                      const std::optional<at::Tensor>& initial_distances) {
-  TORCH_CHECK(points.dim() == 3 && points.size(2) == 3, "points must be (b, n, 3), got ",
-              points.sizes());
-  TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == points.size(0) &&
-                  lengths.scalar_type() == at::kLong,
-              "lengths must be int64 of shape (b,)");
-  TORCH_CHECK(start_indices.dim() == 1 && start_indices.size(0) == points.size(0) &&
-                  start_indices.scalar_type() == at::kLong,
-              "start_indices must be int64 of shape (b,)");
-  TORCH_CHECK(n_samples >= 1, "n_samples must be >= 1, got ", n_samples);
-  const bool has_initial = initial_distances.has_value() && initial_distances->defined();
-  if (has_initial) {
-    TORCH_CHECK(initial_distances->sizes() == points.sizes().slice(0, 2) &&
-                    initial_distances->scalar_type() == points.scalar_type(),
-                "initial_distances must be (b, n) with the dtype of points");
-  }
-
+  const FarthestPointArgs args =
+      farthest_point_args(points, lengths, n_samples, start_indices, initial_distances);
   const int64_t batch = points.size(0);
   const int64_t n = points.size(1);
   TORCH_CHECK(n <= std::numeric_limits<int32_t>::max(), "clouds of more than 2^31 - 1 points ",
               "are not supported, got ", n);
-  const at::Tensor points_c = points.contiguous();
-  const at::Tensor lengths_c = lengths.contiguous();
-  const at::Tensor start_c = start_indices.contiguous();
-  const at::Tensor initial_c = has_initial ? initial_distances->contiguous() : at::Tensor();
   at::Tensor out = at::empty({batch, n_samples}, points.options().dtype(at::kLong));
 
-  const int64_t* length_ptr = lengths_c.data_ptr<int64_t>();
-  const int64_t* start_ptr = start_c.data_ptr<int64_t>();
+  const int64_t* length_ptr = args.lengths.data_ptr<int64_t>();
+  const int64_t* start_ptr = args.start_indices.data_ptr<int64_t>();
   for (int64_t i = 0; i < batch; ++i) {
     TORCH_CHECK(length_ptr[i] >= n_samples && length_ptr[i] <= n, "cloud ", i, " has length ",
                 length_ptr[i], ", needs between n_samples=", n_samples, " and ", n);
@@ -319,8 +304,10 @@ at::Tensor farthest_point_sample_cpu(const at::Tensor& points, const at::Tensor&
   }
 
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "farthest_point_sample_cpu", [&] {
-    const scalar_t* point_ptr = points_c.data_ptr<scalar_t>();
-    const scalar_t* initial_ptr = has_initial ? initial_c.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* point_ptr = args.points.data_ptr<scalar_t>();
+    const scalar_t* initial_ptr = args.initial_distances.defined()
+                                        ? args.initial_distances.data_ptr<scalar_t>()
+                                        : nullptr;
     int64_t* out_ptr = out.data_ptr<int64_t>();
     // A lone cloud (or a batch smaller than the thread pool) splits each step instead.
     const bool split_steps = batch < at::get_num_threads();
@@ -334,6 +321,8 @@ at::Tensor farthest_point_sample_cpu(const at::Tensor& points, const at::Tensor&
   });
   return out;
 }
+
+static_assert(std::is_same_v<decltype(farthest_point_sample_cpu), FarthestPointSampleFn>);
 
 }  // namespace
 

@@ -12,6 +12,9 @@
 #include <torch/types.h>
 
 #include <limits>
+#include <type_traits>
+
+#include "../fps_host.h"
 
 namespace torchsample {
 namespace {
@@ -101,30 +104,11 @@ __global__ void farthest_point_sample_kernel(const scalar_t* __restrict__ points
 at::Tensor farthest_point_sample_cuda(const at::Tensor& points, const at::Tensor& lengths,
                                       int64_t n_samples, const at::Tensor& start_indices,
                                       const std::optional<at::Tensor>& initial_distances) {
-  TORCH_CHECK(points.dim() == 3 && points.size(2) == 3, "points must be (b, n, 3), got ",
-              points.sizes());
-  TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == points.size(0) &&
-                  lengths.scalar_type() == at::kLong,
-              "lengths must be int64 of shape (b,)");
-  TORCH_CHECK(start_indices.dim() == 1 && start_indices.size(0) == points.size(0) &&
-                  start_indices.scalar_type() == at::kLong,
-              "start_indices must be int64 of shape (b,)");
-  TORCH_CHECK(n_samples >= 1, "n_samples must be >= 1, got ", n_samples);
-  const bool has_initial = initial_distances.has_value() && initial_distances->defined();
-  if (has_initial) {
-    TORCH_CHECK(initial_distances->sizes() == points.sizes().slice(0, 2) &&
-                    initial_distances->scalar_type() == points.scalar_type(),
-                "initial_distances must be (b, n) with the dtype of points");
-  }
-  // Lengths and start indices are validated by the Python caller; checking them here
-  // would need a device-to-host copy.
+  const FarthestPointArgs args =
+      farthest_point_args(points, lengths, n_samples, start_indices, initial_distances);
   const c10::cuda::CUDAGuard guard(points.device());
   const int64_t batch = points.size(0);
   const int64_t n = points.size(1);
-  const at::Tensor points_c = points.contiguous();
-  const at::Tensor lengths_c = lengths.contiguous();
-  const at::Tensor start_c = start_indices.contiguous();
-  const at::Tensor initial_c = has_initial ? initial_distances->contiguous() : at::Tensor();
   at::Tensor out = at::empty({batch, n_samples}, points.options().dtype(at::kLong));
   if (batch == 0) return out;
   at::Tensor distances = at::empty({batch, n}, points.options());
@@ -132,14 +116,18 @@ at::Tensor farthest_point_sample_cuda(const at::Tensor& points, const at::Tensor
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "farthest_point_sample_cuda", [&] {
     farthest_point_sample_kernel<scalar_t>
         <<<batch, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-            points_c.data_ptr<scalar_t>(), lengths_c.data_ptr<int64_t>(),
-            start_c.data_ptr<int64_t>(), has_initial ? initial_c.data_ptr<scalar_t>() : nullptr,
+            args.points.data_ptr<scalar_t>(), args.lengths.data_ptr<int64_t>(),
+            args.start_indices.data_ptr<int64_t>(),
+            args.initial_distances.defined() ? args.initial_distances.data_ptr<scalar_t>()
+                                             : nullptr,
             distances.data_ptr<scalar_t>(), n, n_samples,
             std::numeric_limits<scalar_t>::infinity(), out.data_ptr<int64_t>());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }
+
+static_assert(std::is_same_v<decltype(farthest_point_sample_cuda), FarthestPointSampleFn>);
 
 }  // namespace
 
