@@ -4,7 +4,7 @@ Run from a checkout::
 
     python -m benchmarks.fps [--quick] [--threads N] [--out FILE.json]
 
-Every method runs in this process, one after another, on the same float32
+Every method runs in this process on the same float32
 clouds (uniform in the unit cube, fixed seed):
 
 ``compiled``

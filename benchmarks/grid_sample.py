@@ -6,7 +6,7 @@ Run from a checkout::
                                      [--out FILE.json] [--filter TEXT]
 
 For each case every backend registered in :data:`torchsample.ops.BACKENDS`
-runs in this process, one after another, on the same tensors; a backend that
+runs in this process, taking turns, on the same tensors; a backend that
 is unavailable, or cannot serve a case (``native`` has no smoothstep), is
 skipped with its reason. ``native`` is :func:`torch.nn.functional.grid_sample`
 and is the baseline of every ratio. A new backend needs no change here: it is
