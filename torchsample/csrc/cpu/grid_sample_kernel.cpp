@@ -163,7 +163,6 @@ Buckets make_buckets(const scalar_t* grid, int64_t N, int64_t P, const Geometry&
   // level cache hold, where points in input order touch every page.
   b.slabs = std::max<int64_t>(1, extent / kMaxSpan);
   b.thickness = (extent + b.slabs - 1) / b.slabs;
-  const int64_t thickness = b.thickness;
   // Bucket of each point, or -1 for the wide ones.  Points without taps
   // scatter nothing; slab 0 takes them.
   std::vector<int32_t> bucket(N * P);
@@ -175,10 +174,10 @@ Buckets make_buckets(const scalar_t* grid, int64_t N, int64_t P, const Geometry&
       load_coord(grid + i * geo.dims, geo.dims, coord);
       if (!slow_tap_range(coord, geo, &lowest, &highest)) {
         bucket[i] = static_cast<int32_t>(first);
-      } else if (b.slabs > 1 && highest - lowest >= thickness) {
+      } else if (b.slabs > 1 && highest - lowest >= b.thickness) {
         bucket[i] = -1;
       } else {
-        bucket[i] = static_cast<int32_t>(first + lowest / thickness);
+        bucket[i] = static_cast<int32_t>(first + lowest / b.thickness);
       }
     }
   });
@@ -694,21 +693,16 @@ at::Tensor channels_last_copy_cpu(const at::Tensor& input) {
   const int64_t N = input.size(0), C = input.size(1), S = input.numel() / std::max<int64_t>(N * C, 1);
   const void* src = input.const_data_ptr();
   void* dst = output.mutable_data_ptr();
+  auto transpose_as = [&](auto element) {
+    using element_t = decltype(element);
+    transpose_channels(static_cast<const element_t*>(src), N, C, S, static_cast<element_t*>(dst));
+  };
   switch (input.element_size()) {
-    case 1:
-      transpose_channels(static_cast<const uint8_t*>(src), N, C, S, static_cast<uint8_t*>(dst));
-      break;
-    case 2:
-      transpose_channels(static_cast<const uint16_t*>(src), N, C, S, static_cast<uint16_t*>(dst));
-      break;
-    case 4:
-      transpose_channels(static_cast<const uint32_t*>(src), N, C, S, static_cast<uint32_t*>(dst));
-      break;
-    case 8:
-      transpose_channels(static_cast<const uint64_t*>(src), N, C, S, static_cast<uint64_t*>(dst));
-      break;
-    default:
-      output.copy_(input);
+    case 1: transpose_as(uint8_t{}); break;
+    case 2: transpose_as(uint16_t{}); break;
+    case 4: transpose_as(uint32_t{}); break;
+    case 8: transpose_as(uint64_t{}); break;
+    default: output.copy_(input);
   }
   return output;
 }
