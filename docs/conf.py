@@ -6,7 +6,13 @@ happen at build time rather than being committed:
 * every module in ``docs/figures/`` has its ``make(outdir)`` called, writing
   figures (and the performance page's tables) into ``docs/_generated_figures/``,
   so figures always show the current code and benchmark results;
-* autosummary writes the API stubs into ``docs/generated/``.
+* autosummary writes the API stubs into ``docs/generated/`` (titled with the
+  short name, from ``docs/_templates/autosummary/``, so that the sidebar
+  does not break long dotted names mid-word).
+
+Math is rendered by a MathJax copy bundled in the ``sphinx-mathjax-offline``
+package, so the offline build (CI) renders formulas exactly as Read the Docs
+does, without a CDN.
 
 Intersphinx links to PyTorch and NumPy need their inventories from the
 network. The build must also work offline (CI has no network), so the
@@ -15,6 +21,7 @@ mappings are only set when ``TORCHSAMPLE_DOCS_ONLINE=1`` or on Read the Docs
 ``numpy`` names render as plain text.
 """
 
+import ast
 import importlib.util
 import os
 import sys
@@ -40,22 +47,29 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax 3 served from _static/mathjax, no CDN
     "sphinx.ext.viewcode",
 ]
+mathjax_path = "mathjax/tex-chtml.js"
 
 exclude_patterns = ["_build", "_generated_figures", "figures", "conftest.py"]
-templates_path = []
+templates_path = ["_templates"]
 
 html_theme = "furo"
 html_title = f"torchsample {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 
 autosummary_generate = True
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
+# The numpydoc sections carry the types; autodoc adding them again gave every
+# function both a "Returns" and a "Return type" section.
+autodoc_typehints = "none"
 autodoc_inherit_docstrings = False
-add_module_names = False
+# The stub pages are titled with short names; the signature under the title
+# shows the full import path.
+add_module_names = True
 
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
@@ -83,5 +97,39 @@ def _make_figures(app):
         module.make(FIGURES_OUT)
 
 
+def _find_source(app, modname):
+    """Source and tags for viewcode, including functions made by module-level calls.
+
+    viewcode links an object to its source only when the module has a ``def``
+    or ``class`` of that name. ``sample``, ``sample2d`` and ``sample3d`` are
+    assigned (``sample = _sampler(...)``); this adds a tag for every
+    module-level assignment of a public name whose object reports this module
+    as its ``__module__``, spanning the whole assignment statement.
+    """
+    if not modname.startswith("torchsample"):
+        return None
+    from sphinx.pycode import ModuleAnalyzer
+
+    try:
+        analyzer = ModuleAnalyzer.for_module(modname)
+        analyzer.find_tags()
+        module = importlib.import_module(modname)
+    except Exception:
+        return None
+    tags = dict(analyzer.tags)
+    for node in ast.parse(analyzer.code).body:
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            name = getattr(target, "id", None)
+            if not name or name.startswith("_") or name in tags:
+                continue
+            obj = getattr(module, name, None)
+            if callable(obj) and getattr(obj, "__module__", None) == modname:
+                tags[name] = ("def", node.lineno, node.end_lineno)
+    return analyzer.code, tags
+
+
 def setup(app):
     app.connect("builder-inited", _make_figures)
+    app.connect("viewcode-find-source", _find_source)

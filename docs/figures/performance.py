@@ -1,10 +1,12 @@
 """Tables and plots for the performance page, from ``benchmarks/results/grid_sample-*.json``.
 
-For every results file (one per kind of device) :func:`make` writes a plot of
-each backend's speed-up over ``F.grid_sample`` per case and workload, and
-``performance.inc``: a reST fragment with the machine, the plot and the full
-table, which ``performance.rst`` includes. A results file committed later shows
-up in the docs without any change here.
+For every results file (one per kind of device) :func:`make` writes, per
+workload (forward, forward + backward, eikonal step), a bar chart of the
+compiled backend's speed-up over ``F.grid_sample`` and a table of every
+backend's median time, interquartile range and peak extra memory, the
+cases sorted by dimension, channels, map size and points. The reST goes
+into ``performance.inc``, which ``performance.rst`` includes; a results file
+committed later (a GPU run) shows up without any change here.
 """
 
 import json
@@ -16,11 +18,24 @@ matplotlib.use("Agg")  # headless builds; must come before pyplot is imported
 import matplotlib.pyplot as plt
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-WORKLOAD_NAMES = {
-    "forward": "forward",
-    "forward_backward": "forward + backward",
-    "eikonal": "eikonal step",
+WORKLOADS = {
+    "forward": "Forward",
+    "forward_backward": "Forward + backward",
+    "eikonal": "Eikonal step (double backward)",
 }
+WORKLOAD_NOTES = {
+    "forward": "one call without autograd.",
+    "forward_backward": (
+        "the call, then the gradients with respect to the map and the points "
+        "(``torch.autograd.grad``)."
+    ),
+    "eikonal": (
+        "the call, its gradient with respect to the points with "
+        "``create_graph=True``, an eikonal loss on that gradient, and the loss's "
+        "gradients with respect to the map and the points."
+    ),
+}
+DEVICE_NAMES = {"cpu": "CPU", "cuda": "GPU"}
 
 
 def _load(path):
@@ -28,119 +43,227 @@ def _load(path):
     backends = list(dict.fromkeys(row["backend"] for row in payload["results"]))
     rows = {}
     for row in payload["results"]:
-        rows.setdefault((row["case"], row["workload"]), {})[row["backend"]] = row
+        rows.setdefault(row["workload"], {}).setdefault(row["case"], {})[row["backend"]] = row
     return payload, backends, rows
 
 
-def _plot(rows, backends, baseline, title, path):
-    """Horizontal bars of speed-up over the baseline, one group per case and workload."""
-    others = [b for b in backends if b != baseline]
-    labels, bars = [], {b: [] for b in others}
-    for (case, workload), by_backend in rows.items():
-        if by_backend.get(baseline, {}).get("status") != "ok":
-            continue
-        labels.append(f"{case} | {WORKLOAD_NAMES[workload]}")
-        for b in others:
-            row = by_backend.get(b, {})
-            bars[b].append(row["speedup_vs_native"] if row.get("status") == "ok" else 0.0)
-    height = 0.8 / max(len(others), 1)
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.32 * len(labels) * max(len(others), 1)))
-    for k, b in enumerate(others):
-        positions = [i + (k - (len(others) - 1) / 2) * height for i in range(len(labels))]
-        ax.barh(positions, bars[b], height=height, label=b, color=f"C{k}")
-    ax.axvline(1.0, color="black", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_ylim(len(labels) - 0.5, -0.5)  # first case on top, no empty margins
-    ax.set_xlabel(f"speed-up over {baseline} (log scale; right of the line is faster)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def _sort_key(case, cases):
+    spec = cases.get(case)
+    if spec is None:  # a case the file does not describe: last, by name
+        return (9, 0, 0, 0, 0, 0, case)
+    size = 1
+    for extent in spec["size"]:
+        size *= extent
+    return (
+        spec["dims"],
+        spec["channels"],
+        size,
+        spec["points"],
+        spec["channels_last"],
+        spec["smoothstep"],
+        case,
+    )
 
 
-def _ok_time(row):
-    return row["time_s"] if row is not None and row["status"] == "ok" else None
+def _power_of_two(n):
+    exponent = n.bit_length() - 1
+    return f"2^{exponent}" if n == 1 << exponent else f"{n:,}"
 
 
-def _cell(row, by_backend, baseline):
-    """Time, speed-up (over the baseline, else over ``reference``), memory, bandwidth."""
+def _case_label(case, cases):
+    """``2D 256x256, 16 ch, 2^16 points, channels last`` from the case's description."""
+    spec = cases.get(case)
+    if spec is None:
+        return case
+    label = (
+        f"{spec['dims']}D {'x'.join(str(s) for s in spec['size'])}, "
+        f"{spec['channels']} ch, {_power_of_two(spec['points'])} points"
+    )
+    if spec["dtype"] != "float32":
+        label += f", {spec['dtype']}"
+    if spec["channels_last"]:
+        label += ", channels last"
+    if spec["smoothstep"]:
+        label += ", smoothstep"
+    return label
+
+
+def _seconds(t):
+    """A duration with three significant digits in the unit that suits it."""
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
+        if t >= scale or unit == "us":
+            value = t / scale
+            digits = 0 if value >= 100 else 1 if value >= 10 else 2
+            return f"{value:.{digits}f} {unit}"
+    raise AssertionError
+
+
+def _mib(nbytes):
+    value = nbytes / 2**20
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _ok(row):
+    return row is not None and row.get("status") == "ok"
+
+
+def _ratio(other, mine):
+    """How much faster (or slower) ``mine`` is than ``other``, in words."""
+    ratio = other / mine
+    if ratio >= 1.05:
+        return f"{ratio:.1f}x faster"
+    if ratio <= 1 / 1.05:
+        return f"**{1 / ratio:.1f}x slower**"
+    return "same"
+
+
+def _comparison(by_backend, baseline):
+    """Compiled against the baseline where it served the case, else against reference."""
+    compiled = by_backend.get("compiled")
+    if not _ok(compiled):
+        return ""
+    for other in (baseline, "reference"):
+        row = by_backend.get(other)
+        if _ok(row):
+            text = _ratio(row["time_s"], compiled["time_s"])
+            return text if other == baseline else f"{text} than {other}"
+    return ""
+
+
+def _time_cell(row):
     if row is None:
-        return "..."
+        return ""
     if row["status"] != "ok":
         return row["status"]
-    text = f"{row['time_s'] * 1e3:.3g} ms"
-    baseline_time = _ok_time(by_backend.get(baseline))
-    reference_time = _ok_time(by_backend.get("reference"))
-    if baseline_time is not None:
-        text += f" ({baseline_time / row['time_s']:.2f}x)"
-    elif reference_time is not None and row["backend"] != "reference":
-        text += f" ({reference_time / row['time_s']:.2f}x vs reference)"
-    if row.get("peak_memory_bytes") is not None:
-        text += f", {row['peak_memory_bytes'] / 2**20:.1f} MiB"
-    if row.get("bandwidth_fraction") is not None:
-        text += f", {row['bandwidth_fraction']:.0%} BW"
+    text = _seconds(row["time_s"])
+    if row.get("iqr_s") is not None:
+        text += f" ({_seconds(row['iqr_s'])})"
     return text
 
 
-def _section(path, payload, backends, rows, image):
+def _memory_cell(by_backend, backends):
+    values = []
+    for b in backends:
+        row = by_backend.get(b)
+        values.append(_mib(row["peak_memory_bytes"]) if _ok(row) and row.get(
+            "peak_memory_bytes") is not None else "-")
+    return " / ".join(values)
+
+
+def _plot(cases_rows, cases, baseline, title, path):
+    """Horizontal bars of the compiled backend's speed-up over the baseline, one per case."""
+    labels, ratios = [], []
+    for case, by_backend in cases_rows:
+        compiled, base = by_backend.get("compiled"), by_backend.get(baseline)
+        if _ok(compiled) and _ok(base):
+            labels.append(_case_label(case, cases))
+            ratios.append(base["time_s"] / compiled["time_s"])
+    if not labels:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.3 * len(labels)))
+    colors = ["#2a9d5c" if r >= 1 else "#c8553d" for r in ratios]
+    positions = range(len(labels))
+    ax.barh(positions, ratios, color=colors, height=0.7)
+    for y, r in zip(positions, ratios):
+        text = f"{r:.1f}x" if r >= 1 else f"1/{1 / r:.1f}"
+        ax.text(r * 1.06 if r >= 1 else r / 1.06, y, text, va="center",
+                ha="left" if r >= 1 else "right", fontsize=8)
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_xscale("log")
+    low, high = min(min(ratios), 1.0), max(max(ratios), 1.0)
+    ax.set_xlim(low / 2.2, high * 2.2)
+    ax.set_yticks(list(positions), labels, fontsize=9)
+    ax.set_ylim(len(labels) - 0.5, -0.5)  # first case on top
+    ax.set_xlabel(f"compiled speed-up over {baseline} (log scale; right of 1 is faster)",
+                  fontsize=9)
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _section(path, payload, backends, rows, outdir):
     machine, settings = payload["machine"], payload["settings"]
-    device = machine.get("gpu_name") or machine["cpu_model"]
-    title = f"{path.stem}: {device}"
+    baseline = settings["baseline"]
+    backends = sorted(backends, key=lambda b: (b != baseline, b != "compiled", b))
+    cases = payload.get("cases", {})
+    device = DEVICE_NAMES.get(settings["device"], settings["device"])
+    title = f"All results: {device}"
     lines = [title, "-" * len(title), ""]
+    processor = machine.get("gpu_name") or machine["cpu_model"]
     lines += [
         (
-            f"- device: ``{settings['device']}``; CPU {machine['cpu_model']}, "
-            f"{settings['threads']} threads pinned ({machine['cpu_count']} logical CPUs)"
+            f"Measured on {processor}, {settings['threads']} threads "
+            f"({machine['cpu_count']} logical CPUs), torch {machine['torch']}, "
+            f"on {machine['date_utc'][:10]} at revision ``{machine.get('source_revision')}`` "
+            f"(``{path.relative_to(RESULTS.parents[1]).as_posix()}``)."
         ),
-        (
-            f"- torch {machine['torch']}, CUDA {machine['torch_cuda'] or 'none'}, "
-            f"measured {machine['date_utc']}, source {machine.get('source_revision')}"
-        ),
-        f"- timing: {settings['timing']}",
-        f"- peak memory: {settings['memory_method']}",
-        "",
-        f".. figure:: {image.parent.name}/{image.name}",
-        f"   :alt: speed-up over {settings['baseline']} per case, {path.stem}",
         "",
         (
-            f"   Speed-up of each backend over ``{settings['baseline']}``. Cases it cannot "
-            "serve, such as smoothstep, are only in the table, compared with ``reference``."
+            "Each time is the median over the rounds, the interquartile range in "
+            "parentheses. Peak extra memory is in MiB, for "
+            + " / ".join(f"``{b}``" for b in backends)
+            + f". The last column compares ``compiled`` with ``{baseline}`` "
+            "(``F.grid_sample``), or with ``reference`` where "
+            f"``{baseline}`` cannot serve the case (smoothstep)."
         ),
         "",
-        ".. list-table::",
-        "   :header-rows: 1",
-        "",
-        "   * - case",
-        "     - workload",
     ]
-    lines += [f"     - {b}" for b in backends]
-    for (case, workload), by_backend in rows.items():
-        lines += [f"   * - {case}", f"     - {WORKLOAD_NAMES[workload]}"]
+    for workload, name in WORKLOADS.items():
+        by_case = rows.get(workload)
+        if not by_case:
+            continue
+        ordered = sorted(by_case.items(), key=lambda item: _sort_key(item[0], cases))
+        lines += [name, "~" * len(name), "", f"{name}: {WORKLOAD_NOTES[workload]}", ""]
+        image = outdir / f"performance-{path.stem}-{workload}.png"
+        if _plot(ordered, cases, baseline, f"{name}, {device}", image):
+            lines += [
+                f".. figure:: {image.parent.name}/{image.name}",
+                f"   :alt: compiled speed-up over {baseline} per case, {name.lower()}",
+                "",
+                (
+                    f"   Compiled against ``{baseline}``: green bars are faster, red "
+                    "bars slower. Smoothstep cases are in the table only."
+                ),
+                "",
+            ]
         lines += [
-            f"     - {_cell(by_backend.get(b), by_backend, settings['baseline'])}" for b in backends
+            ".. list-table::",
+            "   :header-rows: 1",
+            "   :class: perf-table",
+            "",
+            "   * - case",
         ]
-    return lines + [""]
+        lines += [f"     - {b}" for b in backends]
+        lines += ["     - peak extra memory (MiB)", "     - compiled"]
+        for case, by_backend in ordered:
+            lines += [f"   * - {_case_label(case, cases)}"]
+            lines += [f"     - {_time_cell(by_backend.get(b))}" for b in backends]
+            lines += [
+                f"     - {_memory_cell(by_backend, backends)}",
+                f"     - {_comparison(by_backend, baseline)}",
+            ]
+        lines += [""]
+    return lines
 
 
 def make(outdir):
-    """Write the speed-up plots and ``performance.inc`` into ``outdir``.
+    """Write the per-workload plots and ``performance.inc`` into ``outdir``.
 
     ``outdir`` must be a folder directly under ``docs/``: the fragment names
     its images relative to the page that includes it.
     """
     outdir = Path(outdir)
-    written = []
+    for stale in outdir.glob("performance-*.png"):
+        stale.unlink()
     lines = []
     for path in sorted(RESULTS.glob("grid_sample-*.json")):
         payload, backends, rows = _load(path)
-        image = outdir / f"performance-{path.stem}.png"
-        _plot(rows, backends, payload["settings"]["baseline"], path.stem, image)
-        lines += _section(path, payload, backends, rows, image)
-        written.append(image)
+        lines += _section(path, payload, backends, rows, outdir)
     if not lines:
         lines = ["No benchmark results are committed yet.", ""]
     fragment = outdir / "performance.inc"
     fragment.write_text("\n".join(lines))
-    return written + [fragment]
+    return sorted(outdir.glob("performance-*.png")) + [fragment]
