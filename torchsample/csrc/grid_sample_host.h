@@ -1,5 +1,6 @@
-// Host-side helpers shared by the CPU and CUDA grid-sample kernels: argument
-// checks, the Geometry of an input tensor, and layout normalization.
+// Host-side helpers shared by the CPU and CUDA grid-sample kernels: the
+// Geometry of an input tensor and layout normalization (argument checks are
+// in checks.h).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -9,41 +10,10 @@
 #include <tuple>
 #include <vector>
 
+#include "checks.h"
 #include "grid_sample.h"
 
 namespace torchsample {
-
-inline void check_grid_sample_args(const at::Tensor& input, const at::Tensor& grid,
-                                   int64_t interpolation, int64_t padding, bool smoothstep) {
-  TORCH_CHECK(input.dim() == 4 || input.dim() == 5,
-              "torchsample::grid_sample: input must be 4D or 5D, got ", input.dim(), "D");
-  TORCH_CHECK(grid.dim() == input.dim(), "torchsample::grid_sample: grid must have ",
-              input.dim(), " dimensions like input, got ", grid.dim());
-  TORCH_CHECK(grid.size(0) == input.size(0), "torchsample::grid_sample: grid batch ",
-              grid.size(0), " differs from input batch ", input.size(0));
-  TORCH_CHECK(grid.size(-1) == input.dim() - 2, "torchsample::grid_sample: grid last dim must be ",
-              input.dim() - 2, ", got ", grid.size(-1));
-  TORCH_CHECK(grid.is_floating_point(), "torchsample::grid_sample: grid must be floating point");
-  TORCH_CHECK(!input.is_floating_point() || input.scalar_type() == grid.scalar_type(),
-              "torchsample::grid_sample: input and grid dtypes differ (", input.scalar_type(),
-              " vs ", grid.scalar_type(), ")");
-  TORCH_CHECK(input.is_floating_point() || interpolation == kNearest,
-              "torchsample::grid_sample: integer input needs nearest interpolation");
-  TORCH_CHECK(interpolation >= kBilinear && interpolation <= kBicubic,
-              "torchsample::grid_sample: unknown interpolation ", interpolation);
-  TORCH_CHECK(padding >= kZeros && padding <= kReflection,
-              "torchsample::grid_sample: unknown padding ", padding);
-  TORCH_CHECK(interpolation != kBicubic || input.dim() == 4,
-              "torchsample::grid_sample: bicubic needs a 4D input");
-  TORCH_CHECK(!smoothstep || interpolation == kBilinear,
-              "torchsample::grid_sample: smoothstep needs bilinear interpolation");
-  TORCH_CHECK(input.device() == grid.device(),
-              "torchsample::grid_sample: input and grid are on different devices");
-  for (int64_t d = 2; d < input.dim(); ++d) {
-    TORCH_CHECK(input.size(d) > 0 || input.numel() == 0 || grid.numel() == 0,
-                "torchsample::grid_sample: input has an empty spatial dimension");
-  }
-}
 
 // Geometry of `input` (b, c, [d,] h, w); axis 0 is x (width).
 inline Geometry make_geometry(const at::Tensor& input, int64_t interpolation, int64_t padding,
@@ -80,11 +50,8 @@ using GridSampleDoubleBackwardFn = std::tuple<at::Tensor, at::Tensor, at::Tensor
     int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
     std::array<bool, 3> output_mask);
 
-// Tap slots per point: 1 for nearest, 2^dims for (bi/tri)linear, 4^dims for
-// bicubic.  A stencil fills its first `size` slots.
 inline int64_t taps_per_point(const Geometry& geo) {
-  const int64_t per_axis = geo.interpolation == kNearest ? 1 : geo.interpolation == kBicubic ? 4 : 2;
-  return geo.dims == 2 ? per_axis * per_axis : per_axis * per_axis * per_axis;
+  return taps_per_point(geo.interpolation, geo.dims);
 }
 
 // Sizes and strides the CPU and CUDA kernels index with.  `output`-like
@@ -128,15 +95,6 @@ inline at::Tensor flat_grid(const at::Tensor& grid) {
 // a view allows.
 inline at::Tensor flat_grad_output(const at::Tensor& grad_output, const at::Tensor& grid) {
   return grad_output.reshape({grad_output.size(0), grad_output.size(1), grid_points(grid)});
-}
-
-// Output shape (b, c, *points).
-inline std::vector<int64_t> output_shape(const at::Tensor& input, const at::Tensor& grid) {
-  std::vector<int64_t> shape = {input.size(0), input.size(1)};
-  for (int64_t d = 1; d < grid.dim() - 1; ++d) {
-    shape.push_back(grid.size(d));
-  }
-  return shape;
 }
 
 // Scatter kernels write into a buffer laid out like the input they read, so

@@ -42,6 +42,10 @@ def _check_request(input, grid, mode, padding_mode, align_corners, smoothstep) -
             f"grid must be {expected_grid} for a {input.dim()}D input of shape "
             f"{tuple(input.shape)}, got {describe(grid)}"
         )
+    if 0 in input.shape[2:]:
+        # As F.grid_sample: there is nothing to sample or pad from, whatever
+        # the backend (the compiled kernels check it too).
+        raise ValueError(f"input must have non-empty spatial dimensions, got {describe(input)}")
     if grid.shape[0] != input.shape[0]:
         raise ValueError(
             f"grid and input must have the same batch size, got grid batch {grid.shape[0]} "

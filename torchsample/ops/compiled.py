@@ -12,6 +12,7 @@ an error that points to the reference backend.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import torch
@@ -147,8 +148,108 @@ def _empty(like: torch.Tensor) -> torch.Tensor:
     return like.new_empty((0,))
 
 
+# The fakes check what the kernels check (csrc/checks.h), with the same
+# messages: a traced call must fail where an eager one would, and a meta
+# tensor among real ones dispatches here instead of to a kernel.
+
+
+def _check_matches(op, name, t, shape, dtype, like, what):
+    torch._check(
+        t.dim() == len(shape) and all(a == b for a, b in zip(t.shape, shape)),
+        lambda: f"{op}: {name} must have shape {list(shape)} ({what}), got {list(t.shape)}",
+    )
+    torch._check(
+        t.dtype == dtype,
+        lambda: f"{op}: {name} must have dtype {dtype} ({what}), got {t.dtype}",
+    )
+    torch._check(
+        t.device == like.device,
+        lambda: f"{op}: {name} must be on {like.device} like the other arguments, got {t.device}",
+    )
+
+
+def _check_grid_sample_args(op, input, grid, interpolation, padding, smoothstep):
+    torch._check(
+        input.dim() in (4, 5),
+        lambda: f"{op}: input must be 4D or 5D, got {input.dim()}D of shape {list(input.shape)}",
+    )
+    torch._check(
+        grid.dim() == input.dim(),
+        lambda: (
+            f"{op}: grid must have {input.dim()} dimensions like input, "
+            f"got shape {list(grid.shape)}"
+        ),
+    )
+    torch._check(
+        grid.shape[0] == input.shape[0],
+        lambda: f"{op}: grid batch {grid.shape[0]} differs from input batch {input.shape[0]}",
+    )
+    torch._check(
+        grid.shape[-1] == input.dim() - 2,
+        lambda: f"{op}: grid last dim must be {input.dim() - 2}, got shape {list(grid.shape)}",
+    )
+    torch._check(
+        grid.is_floating_point(), lambda: f"{op}: grid must be floating point, got {grid.dtype}"
+    )
+    torch._check(
+        not input.is_floating_point() or input.dtype == grid.dtype,
+        lambda: f"{op}: input and grid dtypes differ ({input.dtype} vs {grid.dtype})",
+    )
+    torch._check(
+        input.is_floating_point() or interpolation == _INTERPOLATION["nearest"],
+        lambda: f"{op}: integer input needs nearest interpolation",
+    )
+    torch._check(
+        interpolation in _INTERPOLATION.values(),
+        lambda: f"{op}: unknown interpolation {interpolation}",
+    )
+    torch._check(padding in _PADDING.values(), lambda: f"{op}: unknown padding {padding}")
+    torch._check(
+        interpolation != _INTERPOLATION["bicubic"] or input.dim() == 4,
+        lambda: f"{op}: bicubic needs a 4D input",
+    )
+    torch._check(
+        not smoothstep or interpolation == _INTERPOLATION["bilinear"],
+        lambda: f"{op}: smoothstep needs bilinear interpolation",
+    )
+    torch._check(
+        input.device == grid.device,
+        lambda: f"{op}: input and grid must be on one device, got {input.device} and {grid.device}",
+    )
+    for size in input.shape[2:]:
+        torch._check(
+            size > 0,
+            lambda: (
+                f"{op}: input must have non-empty spatial dimensions, got shape {list(input.shape)}"
+            ),
+        )
+
+
+def _check_backward_args(op, grad_output, input, grid, interpolation, padding, smoothstep):
+    _check_grid_sample_args(op, input, grid, interpolation, padding, smoothstep)
+    torch._check(
+        input.is_floating_point(), lambda: f"{op}: input must be floating point, got {input.dtype}"
+    )
+    _check_matches(
+        op,
+        "grad_output",
+        grad_output,
+        _output_shape(input, grid),
+        input.dtype,
+        input,
+        "batch and channels of input, points of grid, dtype of input",
+    )
+
+
+def _output_shape(input, grid):
+    return (input.shape[0], input.shape[1], *grid.shape[1:-1])
+
+
 def _fake_grid_sample(input, grid, interpolation, padding, align_corners, smoothstep):
-    return input.new_empty((input.shape[0], input.shape[1], *grid.shape[1:-1]))
+    _check_grid_sample_args(
+        "torchsample::grid_sample", input, grid, interpolation, padding, smoothstep
+    )
+    return input.new_empty(_output_shape(input, grid))
 
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -160,15 +261,27 @@ def _taps_per_point(interpolation: int, dims: int) -> int:
     return per_axis**dims
 
 
+def _points(grid: torch.Tensor):
+    return math.prod(grid.shape[1:-1])
+
+
 def _fake_backward(
     grad_output, input, grid, interpolation, padding, align_corners, smoothstep, output_mask
 ):
+    _check_backward_args(
+        "torchsample::grid_sample_backward",
+        grad_output,
+        input,
+        grid,
+        interpolation,
+        padding,
+        smoothstep,
+    )
     grad_input = torch.empty_like(input) if output_mask[0] else _empty(input)
     grad_grid = grid.new_empty(grid.shape) if output_mask[1] else _empty(grid)
     dtype = _accumulation_dtype(input.dtype)
     if output_mask[2] and input.device.type == "cpu":  # the CUDA kernels return none
-        points = grid.numel() // grid.shape[-1] // grid.shape[0]
-        shape = (grid.shape[0], points, _taps_per_point(interpolation, input.dim() - 2))
+        shape = (grid.shape[0], _points(grid), _taps_per_point(interpolation, input.dim() - 2))
         tap_products = input.new_empty(shape, dtype=dtype)
     else:
         tap_products = input.new_empty((0,), dtype=dtype)
@@ -188,6 +301,39 @@ def _fake_double_backward(
     smoothstep,
     output_mask,
 ):
+    op = "torchsample::grid_sample_double_backward"
+    _check_backward_args(op, grad_output, input, grid, interpolation, padding, smoothstep)
+    if grad_grad_input is not None:
+        _check_matches(
+            op,
+            "grad_grad_input",
+            grad_grad_input,
+            input.shape,
+            input.dtype,
+            input,
+            "shape and dtype of input",
+        )
+    if grad_grad_grid is not None:
+        _check_matches(
+            op,
+            "grad_grad_grid",
+            grad_grad_grid,
+            grid.shape,
+            grid.dtype,
+            input,
+            "shape and dtype of grid",
+        )
+    if tap_products is not None and tap_products.numel() > 0:
+        taps = _taps_per_point(interpolation, input.dim() - 2)
+        _check_matches(
+            op,
+            "tap_products",
+            tap_products,
+            (input.shape[0], _points(grid), taps),
+            _accumulation_dtype(input.dtype),
+            input,
+            "as grid_sample_backward returns them: batch, points, taps per point",
+        )
     grad_grad_output = grad_output.new_empty(grad_output.shape) if output_mask[0] else _empty(input)
     grad_input = torch.empty_like(input) if output_mask[1] else _empty(input)
     grad_grid = grid.new_empty(grid.shape) if output_mask[2] else _empty(grid)
@@ -195,7 +341,43 @@ def _fake_double_backward(
 
 
 def _fake_channels_last_copy(input):
+    torch._check(
+        input.dim() in (4, 5),
+        lambda: (
+            "torchsample::channels_last_copy: expected a 4D or 5D feature map, got shape "
+            f"{list(input.shape)}"
+        ),
+    )
     return torch.empty_like(input, memory_format=_CHANNELS_LAST[input.dim()])
+
+
+def _fake_farthest_point_sample(points, lengths, n_samples, start_indices, initial_distances=None):
+    # The kernels also check the values of lengths and start_indices, which
+    # a fake cannot see; torchsample.points checks them before calling.
+    op = "torchsample::farthest_point_sample"
+    torch._check(
+        points.dim() == 3 and points.shape[2] == 3,
+        lambda: f"{op}: points must be (b, n, 3), got {list(points.shape)}",
+    )
+    torch._check(
+        points.dtype in (torch.float32, torch.float64),
+        lambda: f"{op}: points must be float32 or float64, got {points.dtype}",
+    )
+    torch._check(n_samples >= 1, lambda: f"{op}: n_samples must be >= 1, got {n_samples}")
+    batch = points.shape[0]
+    for name, t in (("lengths", lengths), ("start_indices", start_indices)):
+        _check_matches(op, name, t, (batch,), torch.long, points, "int64, one per cloud")
+    if initial_distances is not None:
+        _check_matches(
+            op,
+            "initial_distances",
+            initial_distances,
+            points.shape[:2],
+            points.dtype,
+            points,
+            "(b, n) in the dtype of points",
+        )
+    return points.new_empty((batch, n_samples), dtype=torch.long)
 
 
 def _channels_last_copy_grad(ctx, grad):
@@ -304,4 +486,5 @@ def _register() -> None:
         torch.library.register_autograd(library + "grid_sample_double_backward", _third_order)
         torch.library.register_fake(library + "channels_last_copy", _fake_channels_last_copy)
         torch.library.register_autograd(library + "channels_last_copy", _channels_last_copy_grad)
+        torch.library.register_fake(library + "farthest_point_sample", _fake_farthest_point_sample)
         _registered = True

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from .._checks import check_positive_int, describe
@@ -12,18 +10,12 @@ from ._knn import knn
 from ._validate import check_cloud, check_lengths
 
 
-@functools.cache
 def _compiled_op():
     """The extension's op, or None when the extension cannot be built."""
-    from .. import _extension
+    from ..ops import compiled
 
-    if _extension.unavailable_reason() is not None:
+    if compiled.unavailable_reason() is not None:
         return None
-
-    @torch.library.register_fake("torchsample::farthest_point_sample")
-    def _fake(points, lengths, n_samples, start_indices, initial_distances=None):
-        return points.new_empty((points.shape[0], n_samples), dtype=torch.long)
-
     return torch.ops.torchsample.farthest_point_sample.default
 
 

@@ -296,12 +296,6 @@ at::Tensor farthest_point_sample_cpu(const at::Tensor& points, const at::Tensor&
 
   const int64_t* length_ptr = args.lengths.data_ptr<int64_t>();
   const int64_t* start_ptr = args.start_indices.data_ptr<int64_t>();
-  for (int64_t i = 0; i < batch; ++i) {
-    TORCH_CHECK(length_ptr[i] >= n_samples && length_ptr[i] <= n, "cloud ", i, " has length ",
-                length_ptr[i], ", needs between n_samples=", n_samples, " and ", n);
-    TORCH_CHECK(start_ptr[i] >= 0 && start_ptr[i] < length_ptr[i], "start index ",
-                start_ptr[i], " out of range for cloud ", i, " of length ", length_ptr[i]);
-  }
 
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "farthest_point_sample_cpu", [&] {
     const scalar_t* point_ptr = args.points.data_ptr<scalar_t>();

@@ -681,8 +681,7 @@ void transpose_channels(const element_t* src, int64_t N, int64_t C, int64_t S, e
 }
 
 at::Tensor channels_last_copy_cpu(const at::Tensor& input) {
-  TORCH_CHECK(input.dim() == 4 || input.dim() == 5,
-              "channels_last_copy: expected a 4D or 5D feature map, got shape ", input.sizes());
+  check_channels_last_copy_args(input);
   const at::MemoryFormat format =
       input.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::ChannelsLast3d;
   at::Tensor output = on_huge_pages(at::empty_like(input, input.options(), format));
@@ -710,7 +709,8 @@ at::Tensor channels_last_copy_cpu(const at::Tensor& input) {
 at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid,
                            int64_t interpolation, int64_t padding, bool align_corners,
                            bool smoothstep) {
-  check_grid_sample_args(input, grid, interpolation, padding, smoothstep);
+  check_grid_sample_args("torchsample::grid_sample", input, grid, interpolation, padding,
+                         smoothstep);
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
   const at::Tensor flat = flat_grid(grid);
   const std::vector<int64_t> shape = output_shape(input, grid);
@@ -729,28 +729,20 @@ at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid,
   return output.view(shape);
 }
 
-// The tap products a double backward was given, checked, or an undefined
+// The tap products a double backward was given (checked), or an undefined
 // tensor when there are none (absent or empty) and it must compute them.
-at::Tensor given_tap_products(const std::optional<at::Tensor>& products, const at::Tensor& input,
-                              int64_t points, const Geometry& geo) {
-  if (!products.has_value() || !products->defined() || products->numel() == 0) {
-    return at::Tensor();
-  }
-  const std::vector<int64_t> expected = {input.size(0), points, taps_per_point(geo)};
-  TORCH_CHECK(products->sizes() == at::IntArrayRef(expected) &&
-                  products->scalar_type() == opmath_dtype(input),
-              "torchsample::grid_sample_double_backward: tap_products must be ",
-              at::IntArrayRef(expected), " ", opmath_dtype(input),
-              " as grid_sample_backward returns them, got ", products->sizes(), " ",
-              products->scalar_type());
-  return products->contiguous();
+at::Tensor given_tap_products(const std::optional<at::Tensor>& products) {
+  return products.has_value() && products->defined() && products->numel() > 0
+             ? products->contiguous()
+             : at::Tensor();
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& input_, const at::Tensor& grid,
     int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
     std::array<bool, 3> output_mask) {
-  check_grid_sample_args(input_, grid, interpolation, padding, smoothstep);
+  check_grid_sample_backward_args("torchsample::grid_sample_backward", grad_output, input_, grid,
+                                  interpolation, padding, smoothstep);
   const at::Tensor input = dense_input(input_);
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
   const at::Tensor flat = flat_grid(grid);
@@ -778,7 +770,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& input_, const at::Tensor& grid,
     const std::optional<at::Tensor>& tap_products_, int64_t interpolation, int64_t padding,
     bool align_corners, bool smoothstep, std::array<bool, 3> output_mask) {
-  check_grid_sample_args(input_, grid, interpolation, padding, smoothstep);
+  check_grid_sample_double_backward_args("torchsample::grid_sample_double_backward", gg_input_,
+                                         gg_grid_, grad_output, input_, grid, tap_products_,
+                                         interpolation, padding, smoothstep);
   const at::Tensor input = dense_input(input_);
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
   const at::Tensor flat = flat_grid(grid);
@@ -788,7 +782,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
   const at::Tensor gg_grid =
       gg_grid_.has_value() && gg_grid_->defined() ? flat_grid(*gg_grid_) : at::Tensor();
   const int64_t N = input.size(0), C = input.size(1), P = flat.size(1);
-  const at::Tensor tap_products = given_tap_products(tap_products_, input, P, geo);
+  const at::Tensor tap_products = given_tap_products(tap_products_);
   const auto acc = input.options().dtype(opmath_dtype(input));
   at::Tensor gg_output =
       output_mask[0] ? on_huge_pages(at::empty({N, C, P}, input.options())).zero_() : at::Tensor();

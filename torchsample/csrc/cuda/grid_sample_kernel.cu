@@ -200,7 +200,8 @@ const T* const_data_or_null(const at::Tensor& t) {
 at::Tensor grid_sample_cuda(const at::Tensor& input, const at::Tensor& grid,
                             int64_t interpolation, int64_t padding, bool align_corners,
                             bool smoothstep) {
-  check_grid_sample_args(input, grid, interpolation, padding, smoothstep);
+  check_grid_sample_args("torchsample::grid_sample", input, grid, interpolation, padding,
+                         smoothstep);
   const c10::cuda::CUDAGuard guard(input.device());
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
   const at::Tensor flat = flat_grid(grid);
@@ -240,7 +241,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& input_, const at::Tensor& grid,
     int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
     std::array<bool, 3> output_mask) {
-  check_grid_sample_args(input_, grid, interpolation, padding, smoothstep);
+  check_grid_sample_backward_args("torchsample::grid_sample_backward", grad_output, input_, grid,
+                                  interpolation, padding, smoothstep);
   const c10::cuda::CUDAGuard guard(input_.device());
   const at::Tensor input = dense_input(input_);
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
@@ -271,10 +273,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_backward_cuda(
 std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cuda(
     const std::optional<at::Tensor>& gg_input_, const std::optional<at::Tensor>& gg_grid_,
     const at::Tensor& grad_output, const at::Tensor& input_, const at::Tensor& grid,
-    const std::optional<at::Tensor>& /* tap_products: recomputed here */,
-    int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
-    std::array<bool, 3> output_mask) {
-  check_grid_sample_args(input_, grid, interpolation, padding, smoothstep);
+    const std::optional<at::Tensor>& tap_products, int64_t interpolation, int64_t padding,
+    bool align_corners, bool smoothstep, std::array<bool, 3> output_mask) {
+  // Checked like on CPU, so that both devices accept the same calls, but
+  // recomputed here.
+  check_grid_sample_double_backward_args("torchsample::grid_sample_double_backward", gg_input_,
+                                         gg_grid_, grad_output, input_, grid, tap_products,
+                                         interpolation, padding, smoothstep);
   const c10::cuda::CUDAGuard guard(input_.device());
   const at::Tensor input = dense_input(input_);
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
