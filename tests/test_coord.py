@@ -102,12 +102,12 @@ def test_normalize_errors():
         coord.normalize(torch.zeros(4, 2), (4, 4, 4))
     with pytest.raises(ValueError, match="size"):
         coord.normalize(torch.zeros(4, 2), (4, 0))
+    with pytest.raises(ValueError, match="size must be >= 1, got 0"):
+        coord.normalize(torch.zeros(4, 2), 0)
     with pytest.raises(TypeError, match="size"):
-        coord.normalize(torch.zeros(4, 2), 4)
+        coord.normalize(torch.zeros(4, 2), 4.0)
     with pytest.raises(TypeError, match="coord"):
         coord.normalize([[0.0, 0.0]], (4, 4))
-    with pytest.raises(TypeError, match="coord"):
-        coord.unnormalize(torch.zeros(4, 2, dtype=torch.long), (4, 4))
 
 
 # --- tensor_to_size ------------------------------------------------------------
@@ -116,8 +116,9 @@ def test_normalize_errors():
 def test_tensor_to_size():
     assert coord.tensor_to_size(torch.zeros(2, 3, 4, 5)) == (5, 4)
     assert coord.tensor_to_size(torch.zeros(2, 3, 4, 5, 6)) == (6, 5, 4)
-    with pytest.raises(ValueError, match="tensor must have 4 or 5 dimensions"):
-        coord.tensor_to_size(torch.zeros(3, 4, 5))
+    assert coord.tensor_to_size(torch.zeros(3, 4, 5)) == (5,)
+    with pytest.raises(ValueError, match="at least one spatial dimension"):
+        coord.tensor_to_size(torch.zeros(3, 4))
 
 
 # --- full ------------------------------------------------------------------------
@@ -171,9 +172,14 @@ def test_full_batch_dtype_device():
     assert out[1, 0, 0, 0] != 7.0
 
 
-def test_full_nobatch():
-    assert torch.equal(coord.full.nobatch((5, 4)), coord.full(0, (5, 4)))
-    assert coord.full.nobatch((5, 4, 3), align_corners=True).shape == (3, 4, 5, 3)
+def test_full_nobatch_takes_the_batched_arguments():
+    # As in the original torchsample: full.nobatch(batch, size) is full(1, size)[0].
+    assert torch.equal(coord.full.nobatch(1, (5, 4)), coord.full(0, (5, 4)))
+    assert torch.equal(coord.full.nobatch(3, (5, 4)), coord.full(0, (5, 4)))
+    assert torch.equal(coord.full.nobatch(0, (5, 4)), coord.full(0, (5, 4)))
+    assert coord.full.nobatch(1, (5, 4, 3), align_corners=True).shape == (3, 4, 5, 3)
+    with pytest.raises(ValueError, match="batch must be >= 0"):
+        coord.full.nobatch(-1, (5, 4))
 
 
 def test_full_like():
@@ -314,7 +320,9 @@ def edge_logits(batch=2, size=32):
 
 def test_rand_biased_prefers_the_edge():
     pred = edge_logits()
-    out = coord.rand_biased(2, 200, pred, k=5.0, beta=0.75, generator=generator())
+    out = coord.rand_biased(
+        2, 200, pred, k=5.0, beta=0.75, criterion="margin", generator=generator()
+    )
     assert out.shape == (2, 200, 2) and out.dtype == pred.dtype
     uncertain_part, uniform_part = out[:, :150], out[:, 150:]
     # The 150 chosen from 1000 uniform candidates are the 15% closest to x = 0.
@@ -330,7 +338,9 @@ def test_rand_biased_multichannel_uses_top2_gap():
     # matters. The gap between the top two closes at x = 0.
     x = torch.linspace(-1, 1, 32).expand(1, 32, 32)
     pred = torch.cat([-4 * x, 4 * x, torch.full_like(x, -100.0)]).unsqueeze(0)
-    out = coord.rand_biased(1, 100, pred, k=10.0, beta=1.0, generator=generator())
+    out = coord.rand_biased(
+        1, 100, pred, k=10.0, beta=1.0, criterion="margin", generator=generator()
+    )
     assert out[..., 0].abs().max() < 0.15
 
 
@@ -338,7 +348,7 @@ def test_rand_biased_beta_extremes_and_nobatch():
     pred = edge_logits(batch=1)
     uniform = coord.rand_biased(1, 100, pred, beta=0.0, generator=generator())
     assert uniform[..., 0].abs().max() > 0.9
-    single = coord.rand_biased(0, 50, pred[0], generator=generator(5))
+    single = coord.rand_biased(0, 50, pred, generator=generator(5))
     assert single.shape == (50, 2)
     assert torch.equal(single, coord.rand_biased(1, 50, pred, generator=generator(5))[0])
 
@@ -346,7 +356,9 @@ def test_rand_biased_beta_extremes_and_nobatch():
 def test_rand_biased_3d():
     ramp = torch.linspace(-8, 8, 16)
     pred = ramp.view(16, 1, 1).expand(1, 1, 16, 16, 16)  # z is the uncertain axis
-    out = coord.rand_biased(1, 100, pred, k=10.0, beta=1.0, generator=generator())
+    out = coord.rand_biased(
+        1, 100, pred, k=10.0, beta=1.0, criterion="margin", generator=generator()
+    )
     assert out.shape == (1, 100, 3)
     assert out[..., 2].abs().max() < 0.15
 
@@ -361,40 +373,48 @@ def test_rand_biased_errors():
         coord.rand_biased(2, 10, pred, beta=1.5)
     with pytest.raises(TypeError, match="pred"):
         coord.rand_biased(2, 10, pred.long())
-    with pytest.raises(ValueError, match="batch=0"):
-        coord.rand_biased(0, 10, pred.unsqueeze(2))
+    with pytest.raises(ValueError, match="batch size 1 when batch=0"):
+        coord.rand_biased(0, 10, pred)
+    with pytest.raises(ValueError, match=r"pred must have 4 or 5 dimensions"):
+        coord.rand_biased(0, 10, pred[0])
+    with pytest.raises(ValueError, match="k must be a finite number"):
+        coord.rand_biased(2, 10, pred, k=float("inf"))
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        coord.rand_biased(2, 10, pred, criterion="entropy")
 
 
-# --- uncertain -------------------------------------------------------------------
+# --- uncertain_pixels (batched; the original's uncertain is in test_legacy_api) ----
 
 
-def test_uncertain_single_channel_known_values():
+def test_uncertain_pixels_single_channel_margin_known_values():
     pred = torch.tensor(
         [[[[3.0, 0.4, -0.49], [-0.5, 0.0, 9.0]]], [[[0.1, 2.0, 2.0], [2.0, 2.0, 2.0]]]]
     )
-    index, coords = coord.uncertain(pred)
+    index, coords = coord.uncertain_pixels(pred, criterion="margin")
     assert index.tolist() == [[0, 0, 1], [0, 0, 2], [0, 1, 1], [1, 0, 0]]
     torch.testing.assert_close(
         coords, torch.tensor([[0.0, -0.5], [2 / 3, -0.5], [0.0, 0.5], [-2 / 3, -0.5]])
     )
-    index, _ = coord.uncertain(pred, threshold=0.2)
+    index, _ = coord.uncertain_pixels(pred, threshold=0.2, criterion="margin")
     assert index.tolist() == [[0, 1, 1], [1, 0, 0]]
 
 
-def test_uncertain_multichannel_gap():
+def test_uncertain_pixels_multichannel_margin():
     # Per pixel: top-1 minus top-2 logit is 0.3, 1.0, 0.0, 5.0.
     logits = torch.tensor(
         [[1.0, 0.7, 0.1], [2.0, 1.0, -1.0], [0.5, 0.5, 0.5], [-5.0, 0.0, -7.0]]
     ).T.reshape(1, 3, 2, 2)
-    index, coords = coord.uncertain(logits)
+    index, coords = coord.uncertain_pixels(logits, criterion="margin")
     assert index.tolist() == [[0, 0, 0], [0, 1, 0]]
     assert coords.tolist() == [[-0.5, -0.5], [-0.5, 0.5]]
 
 
 @pytest.mark.parametrize("align_corners", [False, True])
-def test_uncertain_coords_are_the_indexed_centers(align_corners):
+def test_uncertain_pixels_coords_are_the_indexed_centers(align_corners):
     pred = torch.randn(2, 1, 3, 4, 5, generator=generator())
-    index, coords = coord.uncertain(pred, threshold=1.0, align_corners=align_corners)
+    index, coords = coord.uncertain_pixels(
+        pred, threshold=1.0, align_corners=align_corners, criterion="margin"
+    )
     assert index.shape[1] == 4 and coords.shape == (index.shape[0], 3)
     assert torch.equal(index, torch.nonzero(pred[:, 0].abs() < 1.0))
     b, z, y, x = index.unbind(1)
@@ -402,10 +422,20 @@ def test_uncertain_coords_are_the_indexed_centers(align_corners):
     assert torch.equal(coords, centers[b, z, y, x])
 
 
-def test_uncertain_errors():
+@pytest.mark.parametrize("function", [coord.uncertain, coord.uncertain_pixels])
+def test_uncertain_errors(function):
     with pytest.raises(ValueError, match="pred"):
-        coord.uncertain(torch.zeros(1, 4, 4))
+        function(torch.zeros(1, 4, 4))
     with pytest.raises(TypeError, match="pred"):
-        coord.uncertain(torch.zeros(1, 1, 4, 4, dtype=torch.long))
+        function(torch.zeros(1, 1, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="at least one channel"):
+        function(torch.zeros(1, 0, 4, 4))
     with pytest.raises(TypeError, match="threshold"):
-        coord.uncertain(torch.zeros(1, 1, 4, 4), threshold="0.5")
+        function(torch.zeros(1, 1, 4, 4), threshold="0.5")
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        function(torch.zeros(1, 1, 4, 4), criterion="logits")
+
+
+def test_uncertain_needs_a_batch_of_one():
+    with pytest.raises(ValueError, match="batch of one.*uncertain_pixels"):
+        coord.uncertain(torch.zeros(2, 1, 4, 4))

@@ -8,16 +8,12 @@ from torchsample.models import MLP, Siren
 from torchsample.models._siren import Sine
 
 
-def _linears(net):
-    return [m for m in net.layers if isinstance(m, nn.Linear)]
-
-
 @pytest.mark.parametrize("w0", [30.0, 5.0])
 def test_initialization_bounds(w0):
     torch.manual_seed(0)
     net = Siren(3, 512, 512, 256, 1, w0=w0)
     bounds = [1 / 3] + [math.sqrt(6 / fan_in) / w0 for fan_in in (512, 512, 256)]
-    for linear, bound in zip(_linears(net), bounds, strict=True):
+    for linear, bound in zip(net.layers, bounds, strict=True):
         weight = linear.weight.detach()
         assert weight.abs().max() <= bound
         # Uniform on (-bound, bound): fills the interval, std bound / sqrt(3).
@@ -27,9 +23,8 @@ def test_initialization_bounds(w0):
 
 def test_layout_sine_between_linears_and_a_linear_output():
     net = Siren([2, 16, 16, 4], w0=12.0)
-    kinds = [type(m) for m in net.layers]
-    assert kinds == [nn.Linear, Sine, nn.Linear, Sine, nn.Linear]
-    assert all(m.w0 == 12.0 for m in net.layers if isinstance(m, Sine))
+    assert [type(m) for m in net.layers] == [nn.Linear, nn.Linear, nn.Linear]
+    assert isinstance(net.activation, Sine) and net.activation.w0 == 12.0
     assert isinstance(net, MLP)
     assert net(torch.rand(5, 7, 2)).shape == (5, 7, 4)
 
@@ -37,7 +32,7 @@ def test_layout_sine_between_linears_and_a_linear_output():
 def test_forward_is_sine_of_scaled_affine_maps():
     torch.manual_seed(1)
     net = Siren(2, 8, 3, w0=30.0)
-    first, last = _linears(net)
+    first, last = net.layers
     x = torch.rand(10, 2) * 2 - 1
     expected = torch.sin(30.0 * (x @ first.weight.T + first.bias)) @ last.weight.T + last.bias
     torch.testing.assert_close(net(x), expected)
@@ -57,10 +52,9 @@ def test_hidden_activations_keep_the_arcsine_distribution_through_depth():
     net = Siren(2, *[256] * 6, 1)
     activation = torch.rand(4096, 2) * 2 - 1
     stds = []
-    for module in net.layers:
-        activation = module(activation)
-        if isinstance(module, Sine):
-            stds.append(activation.std().item())
+    for linear in net.layers[:-1]:
+        activation = net.activation(linear(activation))
+        stds.append(activation.std().item())
     assert len(stds) == 6
     for std in stds:
         assert std == pytest.approx(1 / math.sqrt(2), abs=0.05)

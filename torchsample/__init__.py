@@ -5,8 +5,9 @@ their last dimension ``(x, y[, z])``; sizes are ``(w, h[, d])``; coordinates
 come first in argument lists; sampled features come back feature-last.
 """
 
-from . import coord, encoding, models, ops, points
+from . import coord, default, encoding, models, ops, points
 from ._sample import feat_first, feat_last, sample, sample2d, sample3d
+from .coord import tensor_to_size
 from .ops import BackendChoice, grid_sample, which_backend
 
 __version__ = "0.1.0"
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendChoice",
     "coord",
+    "default",
     "encoding",
     "feat_first",
     "feat_last",
@@ -24,5 +26,6 @@ __all__ = [
     "sample",
     "sample2d",
     "sample3d",
+    "tensor_to_size",
     "which_backend",
 ]

@@ -16,6 +16,8 @@ from typing import TypeVar
 
 import torch
 
+from ._checks import check_positive_int
+
 F = TypeVar("F", bound=Callable)
 
 
@@ -30,42 +32,37 @@ def _drop_batch(result):
 def with_nobatch(*tensor_args: str, batch_arg: str | None = None) -> Callable[[F], F]:
     """Give a batched function a ``nobatch`` attribute.
 
+    The ``nobatch`` form takes the same arguments as the function, as in the
+    original torchsample, so ``full.nobatch(1, (w, h))`` is ``full(1, (w, h))[0]``.
+
     Parameters
     ----------
     tensor_args
         Names of tensor arguments that get a leading batch dimension of one.
     batch_arg
-        Name of an integer batch-size argument that is set to one.
+        Name of an integer batch-size argument: the ``nobatch`` form still
+        takes it, and calls the function with a batch of one whatever it is.
     """
 
     def decorate(fn: F) -> F:
         signature = inspect.signature(fn)
-        # ``nobatch`` fixes the batch size, so it is not the caller's to pass.
-        public = signature.replace(
-            parameters=[p for p in signature.parameters.values() if p.name != batch_arg]
-        )
 
         @functools.wraps(fn)
         def nobatch(*args, **kwargs):
-            arguments = public.bind(*args, **kwargs).arguments
+            bound = signature.bind(*args, **kwargs)
             for name in tensor_args:
-                value = arguments.get(name)
+                value = bound.arguments.get(name)
                 if isinstance(value, torch.Tensor):
-                    arguments[name] = value.unsqueeze(0)
+                    bound.arguments[name] = value.unsqueeze(0)
             if batch_arg is not None:
-                arguments[batch_arg] = 1
-            bound = signature.bind_partial()
-            bound.arguments.update(
-                (name, arguments[name]) for name in signature.parameters if name in arguments
-            )
+                check_positive_int(batch_arg, bound.arguments.get(batch_arg), allow_zero=True)
+                bound.arguments[batch_arg] = 1
             return _drop_batch(fn(*bound.args, **bound.kwargs))
 
-        nobatch.__signature__ = public
         nobatch.__doc__ = (
-            f"Unbatched form of ``{fn.__qualname__}``: "
-            "the same arguments without the batch dimension"
-            + (f" (and without ``{batch_arg}``)" if batch_arg else "")
-            + "; returns results without it."
+            f"Unbatched form of ``{fn.__qualname__}``: the same arguments"
+            + (f" (``{batch_arg}`` is ignored)" if batch_arg else "")
+            + " with tensors that have no batch dimension; returns results without it."
         )
         fn.nobatch = nobatch  # type: ignore[attr-defined]
         return fn

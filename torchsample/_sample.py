@@ -7,6 +7,7 @@ from collections.abc import Callable
 import einops
 import torch
 
+from . import default
 from ._checks import check_same_device, check_tensor, describe
 from ._nobatch import with_nobatch
 from .ops import grid_sample
@@ -137,8 +138,8 @@ def _sampler(name: str, dims: int | None, doc: str):
         coords: torch.Tensor,
         featmap: torch.Tensor,
         mode: str = "bilinear",
-        padding_mode: str = "border",
-        align_corners: bool = False,
+        padding_mode: str = default.padding_mode,
+        align_corners: bool = default.align_corners,
         encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
         feat_last: bool = True,
         smoothstep: bool = False,

@@ -25,7 +25,9 @@ from collections.abc import Sequence
 
 import torch
 
+from . import default
 from ._checks import (
+    check_choice,
     check_floating,
     check_ndim,
     check_positive_int,
@@ -34,9 +36,11 @@ from ._checks import (
     describe,
 )
 from ._nobatch import with_nobatch
-from ._sample import sample
+from ._sample import feat_first, feat_last, sample
 
 __all__ = [
+    "feat_first",
+    "feat_last",
     "full",
     "full_like",
     "normalize",
@@ -46,6 +50,7 @@ __all__ = [
     "randint_like",
     "tensor_to_size",
     "uncertain",
+    "uncertain_pixels",
     "unnormalize",
 ]
 
@@ -65,14 +70,28 @@ def _float_dtype(name: str, dtype: torch.dtype | None) -> torch.dtype:
     return dtype
 
 
-def _check_coord_size(coord: torch.Tensor, size: object) -> tuple[int, ...]:
+def _side_lengths(coord: torch.Tensor, size: object) -> torch.Tensor:
+    """``size`` as a tensor that broadcasts against ``coord``.
+
+    An int is one side length for every element of ``coord`` (the
+    original's form for a single axis, e.g. ``normalize(x, 480)``); a tuple
+    has one entry per coordinate along ``coord``'s last dimension.
+    """
+    if isinstance(size, int) and not isinstance(size, bool):
+        check_positive_int("size", size)
+        return coord.new_tensor(size)
     size = check_size("size", size)
     if coord.dim() == 0 or coord.shape[-1] != len(size):
         raise ValueError(
             f"the last dimension of coord must have one entry per entry of size "
-            f"{size!r} ({len(size)}), got coord with {describe(coord)}"
+            f"{size!r} ({len(size)}), got coord with {describe(coord)}; pass an int size "
+            f"to convert values along a single axis"
         )
-    return size
+    return coord.new_tensor(size)
+
+
+def _as_floating(coord: torch.Tensor) -> torch.Tensor:
+    return coord if coord.is_floating_point() else coord.to(torch.get_default_dtype())
 
 
 def _check_featmap(name: str, tensor: object) -> torch.Tensor:
@@ -84,10 +103,12 @@ def _check_featmap(name: str, tensor: object) -> torch.Tensor:
 def tensor_to_size(tensor: torch.Tensor) -> tuple[int, ...]:
     """Spatial size of a feature map, in coordinate order.
 
+    The dimensions after batch and channel, reversed.
+
     Parameters
     ----------
     tensor : torch.Tensor
-        A 2D or 3D feature map.
+        A feature map, usually 2D or 3D.
 
     Returns
     -------
@@ -96,7 +117,8 @@ def tensor_to_size(tensor: torch.Tensor) -> tuple[int, ...]:
 
     Shape
     -----
-    - tensor: ``(b, c, h, w)`` or ``(b, c, d, h, w)``
+    - tensor: ``(b, c, h, w)`` or ``(b, c, d, h, w)`` (or ``(b, c, w)``, any
+      number of spatial dimensions)
 
     Examples
     --------
@@ -107,12 +129,17 @@ def tensor_to_size(tensor: torch.Tensor) -> tuple[int, ...]:
     >>> tensor_to_size(torch.zeros(1, 3, 8, 16, 32))
     (32, 16, 8)
     """
-    _check_featmap("tensor", tensor)
+    check_tensor("tensor", tensor)
+    if tensor.dim() < 3:
+        raise ValueError(
+            f"tensor must be a feature map (b, c, *spatial) with at least one spatial "
+            f"dimension, got {describe(tensor)}"
+        )
     return tuple(tensor.shape[:1:-1])
 
 
 def normalize(
-    coord: torch.Tensor, size: Sequence[int], align_corners: bool = False
+    coord: torch.Tensor, size: int | Sequence[int], align_corners: bool = default.align_corners
 ) -> torch.Tensor:
     """Convert pixel indices to normalized coordinates in ``[-1, 1]``.
 
@@ -126,8 +153,9 @@ def normalize(
     coord : torch.Tensor
         Pixel indices in coordinate order ``(x, y[, z])``; integer tensors are
         converted to the default floating dtype.
-    size : tuple of int
-        ``(w, h)`` or ``(w, h, d)``, one entry per coordinate.
+    size : int or tuple of int
+        ``(w, h)`` or ``(w, h, d)``, one entry per coordinate; or one int,
+        the length of a single axis, applied to every element of ``coord``.
     align_corners : bool
         Whether -1 and 1 are the centers of the outer pixels (``True``) or
         their outer edges (``False``).
@@ -139,8 +167,9 @@ def normalize(
 
     Shape
     -----
-    - coord: ``(..., dims)`` with ``dims == len(size)``
-    - output: ``(..., dims)``
+    - coord: ``(..., dims)`` with ``dims == len(size)``; any shape with an
+      int ``size``
+    - output: the shape of ``coord``
 
     Examples
     --------
@@ -152,12 +181,12 @@ def normalize(
     >>> normalize(torch.tensor([[0, 0], [3, 1]]), (4, 2), align_corners=True)
     tensor([[-1., -1.],
             [ 1.,  1.]])
+    >>> normalize(torch.tensor([0, 479]), 480, align_corners=True)
+    tensor([-1.,  1.])
     """
     check_tensor("coord", coord)
-    size = _check_coord_size(coord, size)
-    if not coord.is_floating_point():
-        coord = coord.to(torch.get_default_dtype())
-    n = coord.new_tensor(size)
+    coord = _as_floating(coord)
+    n = _side_lengths(coord, size)
     if not align_corners:
         return (2 * coord + 1) / n - 1
     normalized = 2 * coord / (n - 1).clamp(min=1) - 1
@@ -167,8 +196,8 @@ def normalize(
 
 def unnormalize(
     coord: torch.Tensor,
-    size: Sequence[int],
-    align_corners: bool = False,
+    size: int | Sequence[int],
+    align_corners: bool = default.align_corners,
     clip: bool = False,
 ) -> torch.Tensor:
     """Convert normalized coordinates to (fractional) pixel indices.
@@ -181,9 +210,12 @@ def unnormalize(
     Parameters
     ----------
     coord : torch.Tensor
-        Normalized floating-point coordinates, last dimension ``(x, y[, z])``.
-    size : tuple of int
-        ``(w, h)`` or ``(w, h, d)``, one entry per coordinate.
+        Normalized coordinates, last dimension ``(x, y[, z])``; integer
+        tensors (such as the corners -1 and 1) are converted to the default
+        floating dtype.
+    size : int or tuple of int
+        ``(w, h)`` or ``(w, h, d)``, one entry per coordinate; or one int,
+        the length of a single axis, applied to every element of ``coord``.
     align_corners : bool
         See :func:`normalize`.
     clip : bool
@@ -193,12 +225,13 @@ def unnormalize(
     Returns
     -------
     torch.Tensor
-        Pixel indices, same dtype as ``coord``.
+        Pixel indices, same dtype as ``coord`` if that is floating.
 
     Shape
     -----
-    - coord: ``(..., dims)`` with ``dims == len(size)``
-    - output: ``(..., dims)``
+    - coord: ``(..., dims)`` with ``dims == len(size)``; any shape with an
+      int ``size``
+    - output: the shape of ``coord``
 
     Examples
     --------
@@ -210,11 +243,12 @@ def unnormalize(
     >>> unnormalize(torch.tensor([[-1.0, -0.5], [1.0, 0.5]]), (4, 2), clip=True)
     tensor([[0., 0.],
             [3., 1.]])
+    >>> unnormalize(torch.tensor([-1, 1]), 480)
+    tensor([ -0.5000, 479.5000])
     """
     check_tensor("coord", coord)
-    check_floating("coord", coord)
-    size = _check_coord_size(coord, size)
-    n = coord.new_tensor(size)
+    coord = _as_floating(coord)
+    n = _side_lengths(coord, size)
     if align_corners:
         index = (coord + 1) / 2 * (n - 1)
     else:
@@ -294,7 +328,7 @@ def randint(
     n_samples: int,
     size: Sequence[int],
     device: torch.device | str | None = None,
-    align_corners: bool = False,
+    align_corners: bool = default.align_corners,
     replace: bool = False,
     generator: torch.Generator | None = None,
     dtype: torch.dtype | None = None,
@@ -382,7 +416,7 @@ def _like_dtype(tensor: torch.Tensor) -> torch.dtype:
 def randint_like(
     n_samples: int,
     tensor: torch.Tensor,
-    align_corners: bool = False,
+    align_corners: bool = default.align_corners,
     replace: bool = False,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -442,7 +476,7 @@ def full(
     batch: int,
     size: Sequence[int],
     device: torch.device | str | None = None,
-    align_corners: bool = False,
+    align_corners: bool = default.align_corners,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Coordinates of every pixel center, laid out like the feature map.
@@ -499,7 +533,9 @@ def full(
 
 
 @with_nobatch("tensor")
-def full_like(tensor: torch.Tensor, align_corners: bool = False) -> torch.Tensor:
+def full_like(
+    tensor: torch.Tensor, align_corners: bool = default.align_corners
+) -> torch.Tensor:
     """:func:`full` for the batch size, spatial size and device of a feature map.
 
     Parameters
@@ -542,27 +578,49 @@ def full_like(tensor: torch.Tensor, align_corners: bool = False) -> torch.Tensor
     )
 
 
-def _margin(logits: torch.Tensor, dim: int) -> torch.Tensor:
-    """Confidence margin along the channel dimension ``dim`` (removed).
+_CRITERIA = ("probability", "margin")
 
-    One channel: ``|logit|``, the distance from the decision boundary of a
-    sigmoid. Several: top-1 minus top-2 logit, the distance from a change of
-    the arg-max class. Small margins are uncertain predictions.
+
+def _certainty(pred: torch.Tensor, dim: int, criterion: str) -> torch.Tensor:
+    """How certain ``pred`` is along its channel dimension ``dim`` (removed).
+
+    ``"probability"`` (the original torchsample's): the largest channel, for
+    predictions that are probabilities. ``"margin"`` (PointRend's), for
+    logits: ``|logit|`` for a single channel, the distance from a sigmoid's
+    decision boundary; top-1 minus top-2 logit for several, the distance from
+    a change of the arg-max class. Low values are uncertain.
     """
-    if logits.shape[dim] == 1:
-        return logits.abs().squeeze(dim)
-    top2 = logits.topk(2, dim=dim).values
+    if criterion == "probability":
+        return pred.amax(dim)
+    if pred.shape[dim] == 1:
+        return pred.abs().squeeze(dim)
+    top2 = pred.topk(2, dim=dim).values
     return top2.select(dim, 0) - top2.select(dim, 1)
 
 
-def _check_logits(pred: object, batched: bool) -> torch.Tensor:
+def _check_pred(pred: object, criterion: object) -> torch.Tensor:
     check_tensor("pred", pred)
-    if batched:
-        check_ndim("pred", pred, (4, 5), "(b, c, h, w) or (b, c, d, h, w) logits")
-    else:
-        check_ndim("pred", pred, (3, 4), "(c, h, w) or (c, d, h, w) logits when batch=0")
+    check_ndim("pred", pred, (4, 5), "(b, c, h, w) or (b, c, d, h, w) predictions")
     check_floating("pred", pred)
+    if pred.shape[1] == 0:
+        raise ValueError(f"pred must have at least one channel, got {describe(pred)}")
+    check_choice("criterion", criterion, _CRITERIA)
     return pred
+
+
+def _check_threshold(threshold: object) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"threshold must be a number, got {threshold!r}")
+    return threshold
+
+
+_CRITERION_DOC = """criterion : {"probability", "margin"}
+        What makes a prediction uncertain. ``"probability"`` (the default, as
+        in the original torchsample): ``pred`` holds probabilities and a low
+        largest probability over the channels is uncertain. ``"margin"``
+        (PointRend's, for logits): ``pred`` holds logits and a small
+        confidence margin is uncertain, ``|logit|`` for one channel (sigmoid)
+        and top-1 minus top-2 logit for several (softmax)."""
 
 
 def rand_biased(
@@ -571,34 +629,35 @@ def rand_biased(
     pred: torch.Tensor,
     k: float = 3.0,
     beta: float = 0.75,
+    align_corners: bool = default.align_corners,
+    criterion: str = "probability",
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Random coordinates biased towards uncertain predictions (PointRend training).
 
     The point selection of PointRend (Kirillov et al., 2020): draw
     ``int(k * n_samples)`` coordinates uniformly, bilinearly sample ``pred``
-    there, keep the ``int(beta * n_samples)`` with the smallest confidence
-    margin, and add ``n_samples - int(beta * n_samples)`` fresh uniform
-    coordinates for coverage.
-
-    The margin is computed on logits: ``|logit|`` for a single channel
-    (sigmoid; uncertainty peaks at probability 0.5), and the top-1 minus
-    top-2 logit for several channels (softmax; uncertainty peaks where two
-    classes tie).
+    there, keep the ``int(beta * n_samples)`` least certain (see
+    ``criterion``), and add ``n_samples - int(beta * n_samples)`` fresh
+    uniform coordinates for coverage.
 
     Parameters
     ----------
     batch : int
-        Batch size; must equal ``pred``'s. ``0`` for no batch dimension, in
-        which case ``pred`` has none either.
+        Batch size; must equal ``pred``'s. ``0`` for no batch dimension in
+        the result, in which case ``pred`` has a batch of one.
     n_samples : int
         Number of coordinates per batch element.
     pred : torch.Tensor
-        Logits (not probabilities) of a coarse prediction, 2D or 3D.
+        A coarse prediction, 2D or 3D: probabilities, or logits with
+        ``criterion="margin"``.
     k : float
         Oversampling factor, ``>= 1``.
     beta : float
         Fraction of the coordinates chosen by uncertainty, in ``[0, 1]``.
+    align_corners : bool
+        Pixel-center convention used to sample ``pred``, see :func:`normalize`.
+    {criterion}
     generator : torch.Generator, optional
         Source of randomness, for reproducible draws.
 
@@ -611,8 +670,7 @@ def rand_biased(
 
     Shape
     -----
-    - pred: ``(batch, c, h, w)`` or ``(batch, c, d, h, w)``; without
-      ``batch`` when ``batch == 0``
+    - pred: ``(b, c, h, w)`` or ``(b, c, d, h, w)``
     - output: ``(batch, n_samples, 2)`` or ``(batch, n_samples, 3)``; without
       ``batch`` when ``batch == 0``
 
@@ -620,33 +678,39 @@ def rand_biased(
     --------
     >>> import torch
     >>> from torchsample.coord import rand_biased
-    >>> # An edge at x = 0: logits cross zero there.
-    >>> pred = torch.linspace(-10, 10, 64).expand(2, 1, 64, 64)
-    >>> coords = rand_biased(2, 100, pred, k=10, generator=torch.Generator().manual_seed(0))
+    >>> # Probabilities of two classes that tie (0.5 / 0.5) at x = 0.
+    >>> p = torch.linspace(0, 1, 64).expand(2, 1, 64, 64)
+    >>> pred = torch.cat([p, 1 - p], dim=1)
+    >>> g = torch.Generator().manual_seed(0)
+    >>> coords = rand_biased(2, 100, pred, k=10, generator=g)
     >>> coords.shape
     torch.Size([2, 100, 2])
     >>> bool((coords[:, :75, 0].abs() < 0.15).all())  # the 75 uncertain ones
     True
+    >>> logits = torch.linspace(-10, 10, 64).expand(2, 1, 64, 64)  # sigmoid edge at x = 0
+    >>> coords = rand_biased(2, 100, logits, k=10, criterion="margin", generator=g)
+    >>> bool((coords[:, :75, 0].abs() < 0.15).all())
+    True
     """
     batch = _check_batch(batch)
     check_positive_int("n_samples", n_samples, allow_zero=True)
-    _check_logits(pred, batched=batch > 0)
-    if batch and pred.shape[0] != batch:
-        raise ValueError(f"pred must have batch size {batch}, got {describe(pred)}")
-    if isinstance(k, bool) or not isinstance(k, (int, float)) or not k >= 1:
-        raise ValueError(f"k must be a number >= 1, got {k!r}")
+    _check_pred(pred, criterion)
+    if pred.shape[0] != max(batch, 1):
+        expected = "1 when batch=0" if batch == 0 else str(batch)
+        raise ValueError(f"pred must have batch size {expected}, got {describe(pred)}")
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or not 1 <= k < math.inf:
+        raise ValueError(f"k must be a finite number >= 1, got {k!r}")
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta <= 1:
         raise ValueError(f"beta must be a number in [0, 1], got {beta!r}")
-    if not batch:
-        pred = pred.unsqueeze(0)
     rows, dims = pred.shape[0], pred.dim() - 2
     n_uncertain = int(beta * n_samples)
     options = {"dtype": pred.dtype, "device": pred.device, "generator": generator}
 
     with torch.no_grad():
         candidates = rand(rows, int(k * n_samples), dims, **options)
-        margin = _margin(sample(candidates, pred), dim=-1)
-        chosen = (-margin).topk(n_uncertain, dim=1).indices
+        sampled = sample(candidates, pred, align_corners=align_corners)
+        certainty = _certainty(sampled, dim=-1, criterion=criterion)
+        chosen = certainty.topk(n_uncertain, dim=1, largest=False).indices
         uncertain_coords = candidates.gather(1, chosen.unsqueeze(-1).expand(-1, -1, dims))
         uniform_coords = rand(rows, n_samples - n_uncertain, dims, **options)
         coords = torch.cat([uncertain_coords, uniform_coords], dim=1)
@@ -654,26 +718,108 @@ def rand_biased(
 
 
 def uncertain(
-    pred: torch.Tensor, threshold: float = 0.5, align_corners: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixels whose prediction is uncertain (PointRend inference).
+    pred: torch.Tensor,
+    threshold: float = 0.5,
+    align_corners: bool = default.align_corners,
+    criterion: str = "probability",
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """Pixels whose prediction is uncertain, for refining them (PointRend inference).
 
-    A pixel is uncertain when its confidence margin is below ``threshold``:
-    ``|logit| < threshold`` for a single channel, and top-1 minus top-2 logit
-    ``< threshold`` for several channels (the margin :func:`rand_biased`
-    ranks by). PointRend re-predicts these pixels with a point head; the
-    index form writes the new values back, the coordinate form samples
-    fine-grained features.
+    A pixel is uncertain when its certainty (see ``criterion``) is below
+    ``threshold``. The result indexes ``pred`` directly, so refined values
+    computed at the returned coordinates are written back in one line:
+
+    .. code-block:: python
+
+        index, coords = ts.coord.uncertain(pred)
+        refined = point_head(ts.sample(coords, features))  # (1, n, c)
+        pred[index] = ts.feat_first(refined).flatten()
+
+    For a batch of more than one, use :func:`uncertain_pixels`.
 
     Parameters
     ----------
     pred : torch.Tensor
-        Logits (not probabilities), 2D or 3D.
+        A prediction with a batch of one, 2D or 3D: probabilities, or logits
+        with ``criterion="margin"``.
     threshold : float
-        Margin below which a pixel counts as uncertain, in logit units.
+        Certainty below which a pixel counts as uncertain.
     align_corners : bool
         Pixel-center convention of the returned coordinates, see
         :func:`normalize`.
+    {criterion}
+
+    Returns
+    -------
+    index : tuple of torch.Tensor
+        Advanced index (as ``torch.nonzero(..., as_tuple=True)`` gives it)
+        of every channel of every uncertain pixel: ``pred[index]`` is
+        ``(n * c,)``, channel-major, so it matches
+        ``ts.feat_first(values).flatten()`` for values ``(1, n, c)`` sampled
+        at ``coords``.
+    coords : torch.Tensor
+        ``(1, n, dims)`` normalized centers of the uncertain pixels, in
+        row-major order, last dimension ``(x, y[, z])``; same dtype as
+        ``pred``.
+
+    Shape
+    -----
+    - pred: ``(1, c, h, w)`` or ``(1, c, d, h, w)``
+    - coords: ``(1, n, 2)`` or ``(1, n, 3)``, with ``n`` the number of
+      uncertain pixels
+
+    Examples
+    --------
+    >>> import torch, torchsample as ts
+    >>> pred = torch.tensor([[[[0.9, 0.6, 0.1]],
+    ...                       [[0.1, 0.4, 0.9]]]])  # (1, 2, 1, 3) probabilities
+    >>> index, coords = ts.coord.uncertain(pred, threshold=0.8)
+    >>> coords
+    tensor([[[0., 0.]]])
+    >>> pred[index]
+    tensor([0.6000, 0.4000])
+    >>> refined = pred.clone()
+    >>> refined[index] = ts.feat_first(ts.sample(coords, pred)).flatten()
+    >>> torch.equal(refined, pred)
+    True
+    """
+    _check_pred(pred, criterion)
+    _check_threshold(threshold)
+    if pred.shape[0] != 1:
+        raise ValueError(
+            f"uncertain needs a batch of one (its coordinates for several would be "
+            f"ragged), got pred with {describe(pred)}; use uncertain_pixels for batches"
+        )
+    with torch.no_grad():
+        mask = _certainty(pred, dim=1, criterion=criterion) < threshold  # (1, *spatial)
+    index = mask.unsqueeze(1).expand(pred.shape).nonzero(as_tuple=True)
+    pixels = mask[0].nonzero().flip(-1).to(pred.dtype)
+    coords = normalize(pixels, tensor_to_size(pred), align_corners=align_corners)
+    return index, coords.unsqueeze(0)
+
+
+def uncertain_pixels(
+    pred: torch.Tensor,
+    threshold: float = 0.5,
+    align_corners: bool = default.align_corners,
+    criterion: str = "probability",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uncertain pixels of a whole batch, as index rows and coordinates.
+
+    The batched form of :func:`uncertain`: the same selection, for any batch
+    size, with one row per uncertain pixel.
+
+    Parameters
+    ----------
+    pred : torch.Tensor
+        A prediction, 2D or 3D: probabilities, or logits with
+        ``criterion="margin"``.
+    threshold : float
+        Certainty below which a pixel counts as uncertain.
+    align_corners : bool
+        Pixel-center convention of the returned coordinates, see
+        :func:`normalize`.
+    {criterion}
 
     Returns
     -------
@@ -681,7 +827,7 @@ def uncertain(
         ``int64`` indices of the uncertain pixels in *tensor* dimension order
         ``(batch, h, w)`` or ``(batch, d, h, w)``, as
         :func:`torch.nonzero` gives them (rows in row-major order), so that
-        ``b, y, x = index.unbind(1); pred[b, :, y, x]`` selects their logits.
+        ``b, y, x = index.unbind(1); pred[b, :, y, x]`` selects their values.
     coords : torch.Tensor
         Normalized centers of the same pixels, row for row, in *coordinate*
         order ``(x, y[, z])``; same dtype as ``pred``. Row ``i`` belongs to
@@ -697,10 +843,10 @@ def uncertain(
     Examples
     --------
     >>> import torch
-    >>> from torchsample.coord import uncertain
-    >>> pred = torch.tensor([[[[-5.0, 0.1, 5.0],
-    ...                        [-5.0, -0.2, 5.0]]]])
-    >>> index, coords = uncertain(pred)
+    >>> from torchsample.coord import uncertain_pixels
+    >>> logits = torch.tensor([[[[-5.0, 0.1, 5.0],
+    ...                          [-5.0, -0.2, 5.0]]]])
+    >>> index, coords = uncertain_pixels(logits, criterion="margin")
     >>> index
     tensor([[0, 0, 1],
             [0, 1, 1]])
@@ -708,11 +854,15 @@ def uncertain(
     tensor([[ 0.0000, -0.5000],
             [ 0.0000,  0.5000]])
     """
-    _check_logits(pred, batched=True)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise TypeError(f"threshold must be a number, got {threshold!r}")
+    _check_pred(pred, criterion)
+    _check_threshold(threshold)
     with torch.no_grad():
-        index = torch.nonzero(_margin(pred, dim=1) < threshold)
+        index = torch.nonzero(_certainty(pred, dim=1, criterion=criterion) < threshold)
     spatial = index[:, 1:].flip(-1).to(pred.dtype)
     coords = normalize(spatial, tensor_to_size(pred), align_corners=align_corners)
     return index, coords
+
+
+for _function in (rand_biased, uncertain, uncertain_pixels):
+    _function.__doc__ = _function.__doc__.replace("{criterion}", _CRITERION_DOC)
+del _function

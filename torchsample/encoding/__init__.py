@@ -1,5 +1,6 @@
 """Coordinate encodings: map coordinates to features an MLP can fit."""
 
+from . import functional, oop
 from ._fourier import FourierFeatures, fourier_features
 from ._multires import MultiResGrid
 from ._positional import Gamma, Identity, NearestPixel, gamma, identity, nearest_pixel
@@ -11,7 +12,9 @@ __all__ = [
     "MultiResGrid",
     "NearestPixel",
     "fourier_features",
+    "functional",
     "gamma",
     "identity",
     "nearest_pixel",
+    "oop",
 ]

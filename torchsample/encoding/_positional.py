@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .. import default
 from .._checks import check_floating, check_positive_int, check_size, check_tensor, describe
 from ..coord import unnormalize
 
@@ -22,11 +23,14 @@ __all__ = ["Gamma", "Identity", "NearestPixel", "gamma", "identity", "nearest_pi
 def gamma(coords: torch.Tensor, order: int = 10) -> torch.Tensor:
     """NeRF positional encoding.
 
-    Every coordinate ``p`` is mapped to
-    ``sin(2**0 pi p), cos(2**0 pi p), ..., sin(2**(order-1) pi p), cos(2**(order-1) pi p)``
-    (Mildenhall et al., 2020, eq. 4), and the encodings of ``x``, ``y`` (and
-    ``z``) are concatenated in that order. The coordinates themselves are not
-    included; concatenate them if wanted.
+    For each frequency ``2**j * pi``, ``j = 0 .. order - 1``, the cosines of
+    all coordinates, then their sines (the original torchsample's layout):
+    ``cos(2**0 pi x), cos(2**0 pi y), sin(2**0 pi x), sin(2**0 pi y),
+    cos(2**1 pi x), ...``. The frequencies are those of Mildenhall et al.
+    (2020, eq. 4); the coordinates themselves are not included, concatenate
+    them if wanted. Because the features are grouped by frequency, the first
+    ``2 * dims * m`` columns are the encoding of order ``m``, which is what
+    coarse-to-fine frequency masking needs.
 
     Parameters
     ----------
@@ -34,14 +38,15 @@ def gamma(coords: torch.Tensor, order: int = 10) -> torch.Tensor:
         Floating-point coordinates, last dimension ``(x, y[, z])`` (any
         length, any number of leading dimensions).
     order : int
-        Number of frequencies ``L``.
+        Number of frequencies ``L``; ``2**(order - 1) * pi`` must be finite in
+        ``coords``' dtype.
 
     Returns
     -------
     torch.Tensor
-        ``output[..., 2 * order * d + 2 * j]`` is ``sin(2**j * pi * coords[..., d])``
-        and ``output[..., 2 * order * d + 2 * j + 1]`` is
-        ``cos(2**j * pi * coords[..., d])``.
+        ``output[..., 2 * dims * j + d]`` is ``cos(2**j * pi * coords[..., d])``
+        and ``output[..., 2 * dims * j + dims + d]`` is
+        ``sin(2**j * pi * coords[..., d])``.
 
     Shape
     -----
@@ -52,8 +57,9 @@ def gamma(coords: torch.Tensor, order: int = 10) -> torch.Tensor:
     --------
     >>> import torch
     >>> from torchsample.encoding import gamma
+    >>> # cos(pi x), cos(pi y), sin(pi x), sin(pi y), then the same at 2 pi:
     >>> gamma(torch.tensor([[0.5, -0.25]]), order=2).round(decimals=4) + 0  # + 0: no -0.
-    tensor([[ 1.0000,  0.0000,  0.0000, -1.0000, -0.7071,  0.7071, -1.0000,  0.0000]])
+    tensor([[ 0.0000,  0.7071,  1.0000, -0.7071, -1.0000,  0.0000,  0.0000, -1.0000]])
     >>> gamma(torch.rand(4, 100, 3)).shape
     torch.Size([4, 100, 60])
     """
@@ -62,9 +68,14 @@ def gamma(coords: torch.Tensor, order: int = 10) -> torch.Tensor:
     check_positive_int("order", order)
     if coords.dim() == 0:
         raise ValueError(f"coords must have a last (coordinate) dimension, got {describe(coords)}")
+    if math.ldexp(math.pi, order - 1) > torch.finfo(coords.dtype).max:
+        raise ValueError(
+            f"order={order} needs the frequency 2**{order - 1} * pi, which overflows "
+            f"{coords.dtype}; use a lower order or a wider dtype"
+        )
     frequencies = math.pi * 2.0 ** torch.arange(order, dtype=coords.dtype, device=coords.device)
-    angles = coords.unsqueeze(-1) * frequencies
-    return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-3)
+    angles = coords.unsqueeze(-2) * frequencies.unsqueeze(-1)  # (..., order, dims)
+    return torch.stack([angles.cos(), angles.sin()], dim=-2).flatten(-3)
 
 
 def identity(coords: torch.Tensor) -> torch.Tensor:
@@ -100,28 +111,38 @@ def identity(coords: torch.Tensor) -> torch.Tensor:
 
 
 def nearest_pixel(
-    coords: torch.Tensor, size: Sequence[int], align_corners: bool = False
+    coords: torch.Tensor,
+    size: int | Sequence[int],
+    align_corners: bool = default.align_corners,
+    liif: bool = False,
 ) -> torch.Tensor:
-    """Coordinates together with their offset from the nearest pixel center (LIIF).
+    """Coordinates together with their offset to the nearest pixel center.
 
-    LIIF (Chen et al., 2021) conditions its decoder on where a query lies
-    relative to the latent code it reads. With ``u`` the query in pixel units
-    (:func:`~torchsample.coord.unnormalize`) and ``c`` the nearest pixel
-    center (``u`` rounded half up, then clamped to the map), the offset is
-    ``2 * (u - c)``: it spans ``[-1, 1]`` across one pixel, the same range
-    that ``[-1, 1]`` spans across the whole map, and is ``0`` at a pixel
-    center. Queries outside the map keep the offset from the outermost center,
-    which then exceeds 1 in magnitude.
+    With ``u`` the query in pixel units (:func:`~torchsample.coord.unnormalize`),
+    the offset is ``2 * (round(u) - u)``, as in the original torchsample:
+    from the query to the nearest center, with ``torch.round``'s halfway
+    rule (half to even: ``u = 0.5`` rounds to 0 and gives ``-1``, ``u = 1.5``
+    rounds to 2 and gives ``1``). The
+    factor 2 makes it span ``[-1, 1]`` across one pixel, the range that
+    ``[-1, 1]`` spans across the whole map; it is ``0`` at a pixel center.
+
+    ``liif=True`` gives LIIF's relative coordinate (Chen et al., 2021)
+    instead: ``2 * (u - c)``, from the nearest center ``c`` to the query
+    (the opposite sign), with ``c`` rounded half up and clamped to the map,
+    so that queries outside the map keep the offset from the outermost
+    center, which then exceeds 1 in magnitude.
 
     Parameters
     ----------
     coords : torch.Tensor
         Normalized floating-point coordinates, last dimension ``(x, y[, z])``.
-    size : tuple of int
+    size : int or tuple of int
         ``(w, h)`` or ``(w, h, d)`` of the feature map, one entry per
-        coordinate.
+        coordinate (or one int for every coordinate).
     align_corners : bool
         Pixel-center convention, see :func:`torchsample.coord.normalize`.
+    liif : bool
+        Use LIIF's convention (sign, halfway rule and clamping) described above.
 
     Returns
     -------
@@ -138,23 +159,22 @@ def nearest_pixel(
     >>> import torch
     >>> from torchsample.encoding import nearest_pixel
     >>> # Pixel centers of a 4-wide map are at -0.75, -0.25, 0.25, 0.75.
-    >>> nearest_pixel(torch.tensor([[-0.75, 0.0], [-0.6, -0.375]]), (4, 4))
+    >>> coords = torch.tensor([[-0.75, 0.0], [-0.6, -0.375]])
+    >>> nearest_pixel(coords, (4, 4))  # y = 0 is u = 1.5, halfway: rounds to 2
+    tensor([[-0.7500,  0.0000,  0.0000,  1.0000],
+            [-0.6000, -0.3750, -0.6000,  0.5000]])
+    >>> nearest_pixel(coords, (4, 4), liif=True)
     tensor([[-0.7500,  0.0000,  0.0000, -1.0000],
             [-0.6000, -0.3750,  0.6000, -0.5000]])
     """
     check_tensor("coords", coords)
     check_floating("coords", coords)
-    size = check_size("size", size)
-    if coords.dim() == 0 or coords.shape[-1] != len(size):
-        raise ValueError(
-            f"the last dimension of coords must have one entry per entry of size "
-            f"{size!r} ({len(size)}), got coords with {describe(coords)}"
-        )
     index = unnormalize(coords, size, align_corners=align_corners)
+    if not liif:
+        return torch.cat([coords, 2 * (torch.round(index) - index)], dim=-1)
     n = coords.new_tensor(size)
     nearest = torch.clamp(torch.floor(index + 0.5), min=torch.zeros_like(n), max=n - 1)
-    offset = 2 * (index - nearest)
-    return torch.cat([coords, offset], dim=-1)
+    return torch.cat([coords, 2 * (index - nearest)], dim=-1)
 
 
 class Gamma(nn.Module):
@@ -214,10 +234,12 @@ class NearestPixel(nn.Module):
 
     Parameters
     ----------
-    size : tuple of int
+    size : int or tuple of int
         ``(w, h)`` or ``(w, h, d)`` of the feature map.
     align_corners : bool
         Pixel-center convention, see :func:`torchsample.coord.normalize`.
+    liif : bool
+        LIIF's convention, see :func:`nearest_pixel`.
 
     Shape
     -----
@@ -232,13 +254,20 @@ class NearestPixel(nn.Module):
     torch.Size([8, 4])
     """
 
-    def __init__(self, size: Sequence[int], align_corners: bool = False) -> None:
+    def __init__(
+        self,
+        size: int | Sequence[int],
+        align_corners: bool = default.align_corners,
+        liif: bool = False,
+    ) -> None:
         super().__init__()
-        self.size = check_size("size", size)
+        single_axis = isinstance(size, int) and not isinstance(size, bool)
+        self.size = check_positive_int("size", size) if single_axis else check_size("size", size)
         self.align_corners = align_corners
+        self.liif = liif
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        return nearest_pixel(coords, self.size, align_corners=self.align_corners)
+        return nearest_pixel(coords, self.size, align_corners=self.align_corners, liif=self.liif)
 
     def extra_repr(self) -> str:
-        return f"size={self.size}, align_corners={self.align_corners}"
+        return f"size={self.size}, align_corners={self.align_corners}, liif={self.liif}"

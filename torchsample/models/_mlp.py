@@ -23,32 +23,49 @@ def _widths(layers: tuple) -> list[int]:
     return [check_positive_int(f"layers[{i}]", width) for i, width in enumerate(layers)]
 
 
+def _activation(activation: object) -> Callable[[torch.Tensor], torch.Tensor]:
+    if activation is None:
+        return nn.ReLU(inplace=True)
+    if isinstance(activation, type) and issubclass(activation, nn.Module):
+        return activation()
+    if not callable(activation):
+        raise TypeError(
+            f"activation must be a callable applied to tensors (such as torch.sin or "
+            f"nn.GELU()) or an nn.Module class, got {activation!r}"
+        )
+    return activation
+
+
 class MLP(nn.Module):
     """Fully connected network: linear layers with an activation between them.
 
-    ``MLP(2, 256, 256, 3).layers`` is
-    ``Sequential(Linear(2, 256), ReLU(), Linear(256, 256), ReLU(), Linear(256, 3))``:
-    one linear layer per consecutive pair of widths, the activation after
+    One linear layer per consecutive pair of widths, the activation after
     every linear layer but the last, so the output is unbounded (apply a
     sigmoid or similar yourself if needed). ``nn.Linear`` acts on the last
     dimension, so inputs may have any number of leading dimensions, as
-    sampled features (``feat_last=True``) do.
+    sampled features (``feat_last=True``) do. Layout, defaults and
+    ``state_dict`` keys (``layers.0.weight``, ``layers.1.weight``, ...) are
+    those of the original torchsample, whose checkpoints load unchanged.
 
     Parameters
     ----------
     *layers : int or sequence of int
         Widths, input first and output last, as separate ints or as one
         list or tuple; at least two.
-    activation : callable, optional
-        A factory called with no arguments once per hidden layer, returning
-        an ``nn.Module``: a module class such as ``nn.GELU``, or e.g.
-        ``functools.partial(nn.LeakyReLU, 0.2)``. Defaults to ``nn.ReLU``.
-        Each hidden layer gets its own instance.
+    activation : callable or nn.Module class, optional
+        Applied after every hidden layer: a function such as ``torch.sin``
+        or ``torch.nn.functional.gelu``, or a module instance such as
+        ``nn.GELU()`` (one instance, shared by every hidden layer, so a
+        learnable activation like ``nn.PReLU()`` has one set of
+        parameters). A module class such as ``nn.GELU`` is instantiated once
+        with no arguments. Defaults to ``nn.ReLU(inplace=True)``.
 
     Attributes
     ----------
-    layers : nn.Sequential
-        The linear layers and activations, in order.
+    layers : nn.ModuleList
+        The linear layers, in order.
+    activation : callable
+        The activation.
 
     Shape
     -----
@@ -62,46 +79,43 @@ class MLP(nn.Module):
     >>> from torchsample.models import MLP
     >>> MLP(2, 64, 64, 3)(torch.rand(4, 32, 32, 2)).shape
     torch.Size([4, 32, 32, 3])
-    >>> MLP([2, 16, 1], activation=nn.GELU)
+    >>> MLP([2, 16, 1], activation=nn.GELU())
     MLP(
-      (layers): Sequential(
+      (activation): GELU(approximate='none')
+      (layers): ModuleList(
         (0): Linear(in_features=2, out_features=16, bias=True)
-        (1): GELU(approximate='none')
-        (2): Linear(in_features=16, out_features=1, bias=True)
+        (1): Linear(in_features=16, out_features=1, bias=True)
+      )
+    )
+    >>> MLP(2, 16, 1, activation=torch.sin)
+    MLP(
+      activation=sin
+      (layers): ModuleList(
+        (0): Linear(in_features=2, out_features=16, bias=True)
+        (1): Linear(in_features=16, out_features=1, bias=True)
       )
     )
     """
 
     def __init__(
-        self, *layers: int | Sequence[int], activation: Callable[[], nn.Module] | None = None
+        self,
+        *layers: int | Sequence[int],
+        activation: Callable[[torch.Tensor], torch.Tensor] | type[nn.Module] | None = None,
     ) -> None:
         super().__init__()
         widths = _widths(layers)
-        activation = nn.ReLU if activation is None else activation
-        if isinstance(activation, nn.Module):
-            raise TypeError(
-                f"activation must be a factory such as the class nn.ReLU, not a module "
-                f"instance (each hidden layer gets its own), got {activation!r}"
-            )
-        if not callable(activation):
-            raise TypeError(
-                f"activation must be a callable returning an nn.Module (such as nn.ReLU), "
-                f"got {activation!r}"
-            )
-        modules: list[nn.Module] = [nn.Linear(widths[0], widths[1])]
-        for width_in, width_out in itertools.pairwise(widths[1:]):
-            modules += [_make_activation(activation), nn.Linear(width_in, width_out)]
-        self.layers = nn.Sequential(*modules)
+        self.activation = _activation(activation)
+        self.layers = nn.ModuleList(
+            nn.Linear(width_in, width_out) for width_in, width_out in itertools.pairwise(widths)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
 
-
-def _make_activation(activation: Callable[[], nn.Module]) -> nn.Module:
-    module = activation()
-    if not isinstance(module, nn.Module):
-        raise TypeError(
-            f"activation must return an nn.Module when called with no arguments, "
-            f"{activation!r} returned {type(module).__name__}"
-        )
-    return module
+    def extra_repr(self) -> str:
+        # A module activation shows up as a child; a plain function needs naming.
+        if isinstance(self.activation, nn.Module):
+            return ""
+        return f"activation={getattr(self.activation, '__name__', repr(self.activation))}"

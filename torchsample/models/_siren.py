@@ -7,7 +7,6 @@ NeurIPS 2020.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 
@@ -84,12 +83,11 @@ class Siren(MLP):
     >>> net = Siren(2, 32, 32, 3)
     >>> net
     Siren(
-      (layers): Sequential(
+      (activation): Sine(w0=30.0)
+      (layers): ModuleList(
         (0): Linear(in_features=2, out_features=32, bias=True)
-        (1): Sine(w0=30.0)
-        (2): Linear(in_features=32, out_features=32, bias=True)
-        (3): Sine(w0=30.0)
-        (4): Linear(in_features=32, out_features=3, bias=True)
+        (1): Linear(in_features=32, out_features=32, bias=True)
+        (2): Linear(in_features=32, out_features=3, bias=True)
       )
     )
     >>> net(torch.rand(4, 100, 2) * 2 - 1).shape
@@ -99,14 +97,13 @@ class Siren(MLP):
     def __init__(self, *layers: int | Sequence[int], w0: float = 30.0) -> None:
         if isinstance(w0, bool) or not isinstance(w0, (int, float)) or not w0 > 0:
             raise ValueError(f"w0 must be a positive number, got {w0!r}")
-        super().__init__(*layers, activation=functools.partial(Sine, float(w0)))
+        super().__init__(*layers, activation=Sine(float(w0)))
         self.w0 = float(w0)
         self._initialize()
 
     @torch.no_grad()
     def _initialize(self) -> None:
-        linears = [module for module in self.layers if isinstance(module, nn.Linear)]
-        for index, linear in enumerate(linears):
+        for index, linear in enumerate(self.layers):
             fan_in = linear.in_features
             bound = 1 / fan_in if index == 0 else math.sqrt(6 / fan_in) / self.w0
             linear.weight.uniform_(-bound, bound)
