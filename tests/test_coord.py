@@ -228,8 +228,9 @@ def test_rand_shapes_range_and_reproducibility():
 
 
 def test_rand_errors():
-    with pytest.raises(ValueError, match="dims"):
-        coord.rand(1, 10, dims=4)
+    with pytest.raises(ValueError, match="dims must be >= 1"):
+        coord.rand(1, 10, dims=0)
+    assert coord.rand(1, 10, dims=4).shape == (1, 10, 4)  # any number, as the original
     with pytest.raises(ValueError, match="n_samples"):
         coord.rand(1, -1)
     assert coord.rand(2, 0).shape == (2, 0, 2)

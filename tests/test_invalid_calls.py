@@ -43,7 +43,7 @@ INVALID_CALLS = [
     (lambda: ts.feat_first(torch.zeros(3)), ValueError, r"t must have a batch and a feature"),
     # ts.coord
     (lambda: ts.coord.rand(-1, 5), ValueError, r"batch must be >= 0, got -1"),
-    (lambda: ts.coord.rand(1, 5, dims=4), ValueError, r"dims must be 2 or 3, got 4"),
+    (lambda: ts.coord.rand(1, 5, dims=0), ValueError, r"dims must be >= 1, got 0"),
     (lambda: ts.coord.rand(1, 5.0), TypeError, r"n_samples must be an int, got float"),
     (lambda: ts.coord.randint(1, 10, (3, 3)), ValueError,
      r"n_samples must not exceed the number of pixels \(9 for size \(3, 3\)\)"),

@@ -100,6 +100,54 @@ def test_int_size_and_integer_coords_unnormalize():
         torch.testing.assert_close(ts.coord.normalize(index, 1024, align_corners), x)
 
 
+def test_sizes_of_any_length_in_normalize_and_unnormalize():
+    x = torch.tensor([[0.0], [9.0]])
+    torch.testing.assert_close(ts.coord.normalize(x, (10,), align_corners=True),
+                               torch.tensor([[-1.0], [1.0]]))
+    four = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    torch.testing.assert_close(
+        ts.coord.unnormalize(ts.coord.normalize(four, (5, 6, 7, 8)), (5, 6, 7, 8)), four
+    )
+
+
+# --- random draws: the original's streams --------------------------------------------
+
+
+def original_randint(batch, n_samples, size, align_corners, replace):
+    """The original's draws, written from its documentation: with replacement
+    one torch.randint per axis; without, one torch.randperm per batch element
+    over the pixels in torch.cartesian_prod order (x slowest)."""
+    if replace:
+        index = torch.stack([torch.randint(n, (batch, n_samples)) for n in size], dim=-1)
+    else:
+        pixels = torch.cartesian_prod(*(torch.arange(n) for n in size))
+        index = torch.stack([pixels[torch.randperm(len(pixels))[:n_samples]]
+                             for _ in range(batch)])
+    return ts.coord.normalize(index, size, align_corners)
+
+
+@pytest.mark.parametrize("replace", [False, True])
+@pytest.mark.parametrize("size", [(5, 3), (4, 3, 2)])
+def test_randint_draws_the_original_pixels_for_a_seed(size, replace):
+    torch.manual_seed(3)
+    expected = original_randint(2, 6, size, align_corners=False, replace=replace)
+    torch.manual_seed(3)
+    torch.testing.assert_close(ts.coord.randint(2, 6, size, replace=replace), expected)
+    torch.manual_seed(3)
+    expected = original_randint(1, 6, size, align_corners=True, replace=replace)
+    torch.manual_seed(3)
+    torch.testing.assert_close(
+        ts.coord.randint(0, 6, size, align_corners=True, replace=replace), expected[0]
+    )
+
+
+def test_rand_is_the_original_formula():
+    torch.manual_seed(5)
+    expected = 2 * torch.rand(3, 10, 2) - 1
+    torch.manual_seed(5)
+    assert torch.equal(ts.coord.rand(3, 10), expected)
+
+
 # --- nobatch forms ---------------------------------------------------------------
 
 

@@ -80,7 +80,9 @@ def _side_lengths(coord: torch.Tensor, size: object) -> torch.Tensor:
     if isinstance(size, int) and not isinstance(size, bool):
         check_positive_int("size", size)
         return coord.new_tensor(size)
-    size = check_size("size", size)
+    # Any number of axes: these conversions are the same formula per axis.
+    lengths = (len(size),) if isinstance(size, (tuple, list)) and size else (2, 3)
+    size = check_size("size", size, dims=lengths)
     if coord.dim() == 0 or coord.shape[-1] != len(size):
         raise ValueError(
             f"the last dimension of coord must have one entry per entry of size "
@@ -258,13 +260,14 @@ def unnormalize(
     return index
 
 
-def _unravel(flat: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    """Flat indices into a ``(..., h, w)`` array -> ``(x, y[, z])`` indices."""
+def _unravel_x_major(flat: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """Flat indices in ``x``-major order (as ``torch.cartesian_prod`` over
+    ``(w, h[, d])`` enumerates pixels) -> ``(x, y[, z])`` indices."""
     axes = []
-    for n in size:
+    for n in reversed(size):
         axes.append(flat % n)
         flat = flat // n
-    return torch.stack(axes, dim=-1)
+    return torch.stack(axes[::-1], dim=-1)
 
 
 def rand(
@@ -284,7 +287,7 @@ def rand(
     n_samples : int
         Number of coordinates per batch element.
     dims : int
-        2 for ``(x, y)``, 3 for ``(x, y, z)``.
+        2 for ``(x, y)``, 3 for ``(x, y, z)`` (any positive number works).
     dtype : torch.dtype, optional
         Floating dtype; the default dtype if not given.
     device : torch.device or str, optional
@@ -316,8 +319,7 @@ def rand(
     """
     batch = _check_batch(batch)
     check_positive_int("n_samples", n_samples, allow_zero=True)
-    if dims not in (2, 3):
-        raise ValueError(f"dims must be 2 or 3, got {dims!r}")
+    check_positive_int("dims", dims)
     dtype = _float_dtype("dtype", dtype)
     shape = (*_leading(batch), n_samples, dims)
     return 2 * torch.rand(shape, dtype=dtype, device=device, generator=generator) - 1
@@ -391,19 +393,27 @@ def randint(
     dtype = _float_dtype("dtype", dtype)
     n_pixels = math.prod(size)
     rows = max(batch, 1)
+    # Both branches consume random numbers exactly as the original torchsample
+    # did, so seeded code draws the same pixels.
     if replace:
-        flat = torch.randint(n_pixels, (rows, n_samples), device=device, generator=generator)
+        axes = [
+            torch.randint(n, (rows, n_samples), device=device, generator=generator) for n in size
+        ]
+        index = torch.stack(axes, dim=-1)
     else:
         if n_samples > n_pixels:
             raise ValueError(
                 f"n_samples must not exceed the number of pixels ({n_pixels} for size "
                 f"{size!r}) when replace=False, got {n_samples}"
             )
-        # The top-k of i.i.d. keys is a uniformly random subset, drawn for
-        # every batch element at once.
-        keys = torch.rand((rows, n_pixels), device=device, generator=generator)
-        flat = keys.topk(n_samples, dim=1, sorted=False).indices
-    index = _unravel(flat, size).to(dtype)
+        flat = torch.stack(
+            [
+                torch.randperm(n_pixels, device=device, generator=generator)[:n_samples]
+                for _ in range(rows)
+            ]
+        )
+        index = _unravel_x_major(flat, size)
+    index = index.to(dtype)
     coords = normalize(index, size, align_corners=align_corners)
     return coords if batch else coords.squeeze(0)
 
