@@ -19,6 +19,8 @@ import torchsample as ts
 
 def test_legacy_names_exist():
     assert ts.tensor_to_size is ts.coord.tensor_to_size
+    size = ts.tensor_to_size(torch.zeros(2, 3, 480, 640))
+    assert isinstance(size, torch.Size) and size == (640, 480)
     assert ts.coord.feat_first is ts.feat_first and ts.coord.feat_last is ts.feat_last
     assert ts.encoding.functional.gamma is ts.encoding.gamma
     assert ts.encoding.functional.nearest_pixel is ts.encoding.nearest_pixel

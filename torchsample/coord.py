@@ -102,7 +102,7 @@ def _check_featmap(name: str, tensor: object) -> torch.Tensor:
     return tensor
 
 
-def tensor_to_size(tensor: torch.Tensor) -> tuple[int, ...]:
+def tensor_to_size(tensor: torch.Tensor) -> torch.Size:
     """Spatial size of a feature map, in coordinate order.
 
     The dimensions after batch and channel, reversed.
@@ -114,8 +114,9 @@ def tensor_to_size(tensor: torch.Tensor) -> tuple[int, ...]:
 
     Returns
     -------
-    tuple of int
-        ``(w, h)`` or ``(w, h, d)``.
+    torch.Size
+        ``(w, h)`` or ``(w, h, d)``; a tuple, as the original torchsample
+        returned it.
 
     Shape
     -----
@@ -127,9 +128,9 @@ def tensor_to_size(tensor: torch.Tensor) -> tuple[int, ...]:
     >>> import torch
     >>> from torchsample.coord import tensor_to_size
     >>> tensor_to_size(torch.zeros(1, 3, 480, 640))
-    (640, 480)
-    >>> tensor_to_size(torch.zeros(1, 3, 8, 16, 32))
-    (32, 16, 8)
+    torch.Size([640, 480])
+    >>> tensor_to_size(torch.zeros(1, 3, 8, 16, 32)) == (32, 16, 8)
+    True
     """
     check_tensor("tensor", tensor)
     if tensor.dim() < 3:
@@ -137,7 +138,7 @@ def tensor_to_size(tensor: torch.Tensor) -> tuple[int, ...]:
             f"tensor must be a feature map (b, c, *spatial) with at least one spatial "
             f"dimension, got {describe(tensor)}"
         )
-    return tuple(tensor.shape[:1:-1])
+    return tensor.shape[:1:-1]
 
 
 def normalize(
