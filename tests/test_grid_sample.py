@@ -23,8 +23,12 @@ def at(*points):
         # align_corners=False: pixel centers at -0.5 and 0.5.
         (False, "border", [(-1, -1), (1, 1), (0, -1), (0, 0)], [0.0, 3.0, 0.5, 1.5]),
         (False, "zeros", [(-1, -1), (1, 1), (0, -1), (0, 0)], [0.0, 0.75, 0.25, 1.5]),
-        (False, "border", [(-0.5, -0.5), (0.5, 0.5), (-0.25, 0), (0.25, 0.25)],
-         [0.0, 3.0, 1.25, 2.25]),
+        (
+            False,
+            "border",
+            [(-0.5, -0.5), (0.5, 0.5), (-0.25, 0), (0.25, 0.25)],
+            [0.0, 3.0, 1.25, 2.25],
+        ),
         # align_corners=True: pixel centers at -1 and 1.
         (True, "zeros", [(-1, -1), (1, 1), (0, -1), (1, 0), (-0.5, 0)], [0.0, 3.0, 0.5, 2.0, 1.25]),
         (True, "reflection", [(-2, -1), (3, 1)], [0.5, 2.0]),
@@ -39,7 +43,8 @@ def test_trilinear_is_an_alias_in_3d():
     volume = torch.randn(1, 2, 3, 4, 5, dtype=torch.float64)
     grid = torch.rand(1, 2, 3, 4, 3, dtype=torch.float64) * 2 - 1
     torch.testing.assert_close(
-        ts.grid_sample(volume, grid, mode="trilinear"), F.grid_sample(volume, grid, align_corners=False)
+        ts.grid_sample(volume, grid, mode="trilinear"),
+        F.grid_sample(volume, grid, align_corners=False),
     )
 
 
@@ -73,7 +78,10 @@ def test_environment_variable_forces_a_backend(monkeypatch):
     image = torch.rand(1, 3, 8, 8)
     grid = torch.rand(1, 4, 4, 2) * 2 - 1
     monkeypatch.setenv("TORCHSAMPLE_BACKEND", "reference")
-    assert ts.which_backend(image, grid) == ("reference", "selected by TORCHSAMPLE_BACKEND=reference")
+    assert ts.which_backend(image, grid) == (
+        "reference",
+        "selected by TORCHSAMPLE_BACKEND=reference",
+    )
     monkeypatch.setenv("TORCHSAMPLE_BACKEND", "native")
     with pytest.raises(RuntimeError, match="TORCHSAMPLE_BACKEND=native cannot serve.*smoothstep"):
         ts.grid_sample(image, grid, smoothstep=True)
@@ -108,14 +116,27 @@ GRID = torch.rand(2, 4, 4, 2) * 2 - 1
         (dict(input=IMG, grid=GRID, mode="linear"), ValueError, "mode must be one of.*'linear'"),
         (dict(input=IMG, grid=GRID, padding_mode="wrap"), ValueError, "padding_mode must be one"),
         (dict(input=IMG, grid=GRID, mode="trilinear"), ValueError, "trilinear' needs a 5D input"),
-        (dict(input=IMG, grid=GRID, mode="nearest", smoothstep=True), ValueError,
-         "smoothstep=True applies to mode='bilinear'.*'nearest'"),
-        (dict(input=IMG, grid=GRID, mode="bicubic", smoothstep=True), ValueError,
-         "got mode='bicubic'"),
-        (dict(input=torch.rand(1, 1, 2, 2, 2), grid=torch.rand(1, 1, 1, 1, 3), mode="bicubic"),
-         ValueError, "bicubic' supports 4D inputs only"),
+        (
+            dict(input=IMG, grid=GRID, mode="nearest", smoothstep=True),
+            ValueError,
+            "smoothstep=True applies to mode='bilinear'.*'nearest'",
+        ),
+        (
+            dict(input=IMG, grid=GRID, mode="bicubic", smoothstep=True),
+            ValueError,
+            "got mode='bicubic'",
+        ),
+        (
+            dict(input=torch.rand(1, 1, 2, 2, 2), grid=torch.rand(1, 1, 1, 1, 3), mode="bicubic"),
+            ValueError,
+            "bicubic' supports 4D inputs only",
+        ),
         (dict(input=IMG.long(), grid=GRID), TypeError, "only be sampled with mode='nearest'"),
-        (dict(input=IMG.numpy(), grid=GRID), TypeError, "input must be a torch.Tensor, got ndarray"),
+        (
+            dict(input=IMG.numpy(), grid=GRID),
+            TypeError,
+            "input must be a torch.Tensor, got ndarray",
+        ),
         (dict(input=IMG, grid=GRID, align_corners=None), TypeError, "align_corners must be a bool"),
         (dict(input=IMG, grid=GRID, smoothstep=1), TypeError, "smoothstep must be a bool"),
         (dict(input=IMG, grid=GRID.to("meta")), ValueError, "same device, got input on cpu"),
@@ -133,11 +154,13 @@ def test_unavailable_compiled_backend_warns_once_and_falls_back(monkeypatch):
 
     from torchsample.ops import _dispatch
 
-    broken = SimpleNamespace(unavailable_reason=lambda: "no C++ compiler found")
+    broken = SimpleNamespace(unavailable_reason=lambda device_type: "no C++ compiler found")
     monkeypatch.setitem(_dispatch.BACKENDS, "compiled", broken)
     monkeypatch.setattr(_dispatch, "_warned_unavailable", set())
     image, grid = torch.rand(1, 2, 4, 4), torch.rand(1, 3, 3, 2) * 2 - 1
-    with pytest.warns(RuntimeWarning, match="compiled backend is unavailable.*no C.. compiler"):
+    with pytest.warns(
+        RuntimeWarning, match="compiled backend is unavailable for cpu tensors.*no C.. compiler"
+    ):
         plain = ts.grid_sample(image, grid)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -145,3 +168,82 @@ def test_unavailable_compiled_backend_warns_once_and_falls_back(monkeypatch):
         assert ts.which_backend(image, grid, smoothstep=True).name == "reference"
     torch.testing.assert_close(plain, F.grid_sample(image, grid, align_corners=False))
     assert smooth.shape == plain.shape
+
+
+@pytest.fixture
+def cpu_only_build(monkeypatch):
+    """The extension as a CUDA torch without nvcc builds it: CPU kernels only."""
+    from torchsample import _extension
+    from torchsample.ops import _dispatch
+
+    _extension.load()
+    reason = "no CUDA toolkit (nvcc) was found; set CUDA_HOME"
+    monkeypatch.setattr(
+        _extension, "_info", {"cuda": False, "cuda_archs": None, "no_cuda_reason": reason}
+    )
+    monkeypatch.setattr(_dispatch, "_warned_unavailable", set())
+    return reason
+
+
+def _fake_cuda(*shapes):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    # Fake tensors carry a CUDA device without a GPU (or a CUDA torch).
+    with FakeTensorMode():
+        return [torch.zeros(shape, device="cuda") for shape in shapes]
+
+
+def test_cuda_requests_on_a_cpu_only_build_go_to_native_with_one_warning(
+    cpu_only_build, monkeypatch
+):
+    from torchsample.ops import native
+
+    image, grid = _fake_cuda((1, 2, 4, 4), (1, 3, 3, 2))
+    served = []
+    monkeypatch.setattr(native, "grid_sample", lambda *args: served.append(args) or "native")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ts.grid_sample(image, grid) == "native"
+        choice = ts.which_backend(image, grid)
+        assert ts.grid_sample(image, grid, mode="nearest") == "native"
+    assert len(caught) == 1 and caught[0].category is RuntimeWarning
+    message = str(caught[0].message)
+    assert "compiled backend is unavailable for cuda tensors" in message
+    assert "built without CUDA kernels: " + cpu_only_build in message
+    assert choice.name == "native"
+    assert (
+        choice.reason == f"compiled: the extension was built without CUDA kernels: {cpu_only_build}"
+    )
+    assert len(served) == 2
+
+
+def test_cuda_requests_on_a_cpu_only_build_leave_cpu_requests_alone(cpu_only_build):
+    image, grid = torch.rand(1, 2, 4, 4), torch.rand(1, 3, 3, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ts.which_backend(image, grid).name == "compiled"
+
+
+def test_smoothstep_cuda_request_on_a_cpu_only_build_goes_to_reference(cpu_only_build):
+    image, grid = _fake_cuda((1, 2, 4, 4), (1, 3, 3, 2))
+    with pytest.warns(RuntimeWarning, match="built without CUDA kernels"):
+        choice = ts.which_backend(image, grid, smoothstep=True)
+    assert choice.name == "reference"
+    assert choice.reason.startswith("compiled: the extension was built without CUDA kernels")
+
+
+def test_forced_compiled_backend_on_a_cpu_only_build_says_why(cpu_only_build, monkeypatch):
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "compiled")
+    image, grid = _fake_cuda((1, 2, 4, 4), (1, 3, 3, 2))
+    with pytest.raises(RuntimeError, match="compiled cannot serve.*without CUDA kernels.*nvcc"):
+        ts.which_backend(image, grid)
+
+
+def test_cuda_requests_use_the_compiled_backend_where_its_build_has_cuda_kernels(monkeypatch):
+    from torchsample import _extension
+
+    _extension.load()
+    info = {"cuda": True, "cuda_archs": "9.0", "no_cuda_reason": None}
+    monkeypatch.setattr(_extension, "_info", info)
+    image, grid = _fake_cuda((1, 2, 4, 4), (1, 3, 3, 2))
+    assert ts.which_backend(image, grid).name == "compiled"

@@ -3,14 +3,17 @@
 ``python -m torchsample.build`` compiles the extension into its cache (see
 :mod:`torchsample._extension`), for container images and cluster nodes
 where the first training step should not wait for a compiler, and prints
-what it built: the sources, CPU or CUDA, where the library is and how long
-it took.  It exits with status 1 and the reason if the build fails.
+what it built: the sources, CPU or CUDA (and if not CUDA, why not), where
+the library is and how long it took.  It exits with status 1 and the reason
+if the build fails; a failed CUDA build that leaves the CPU kernels working
+is reported, not failed.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from torchsample import _extension
 
@@ -34,7 +37,9 @@ def main() -> int:
     0
     """
     plan = _extension.build_plan()
-    cached = plan["library"].exists()
+    # The CPU-only plan serves when a CUDA build fails.
+    candidates = (plan["library"], _extension.build_plan(with_cuda=False)["library"])
+    existed = {library for library in candidates if library.exists()}
     start = time.perf_counter()
     try:
         path = _extension.load()
@@ -42,13 +47,18 @@ def main() -> int:
         print(f"torchsample.build: failed: {error}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - start
-    kind = "CPU and CUDA" if plan["cuda"] else "CPU only (no CUDA torch or toolkit found)"
+    info = _extension.build_info()
+    if info["cuda"]:
+        kind = f"CPU and CUDA (architectures {info['cuda_archs']})"
+    else:
+        kind = f"CPU only ({info['no_cuda_reason']})"
+        plan = _extension.build_plan(with_cuda=False)
     print(f"torchsample extension: {kind}")
     print(f"library: {path}")
     print(f"sources ({len(plan['sources'])}):")
     for source in plan["sources"]:
         print(f"  {source.relative_to(_extension.CSRC.parent)}")
-    action = "already built, loaded" if cached else "built"
+    action = "already built, loaded" if Path(path) in existed else "built"
     print(f"{action} in {seconds:.1f} s")
     return 0
 

@@ -91,34 +91,36 @@ def _requested_backend() -> str:
     return check_choice(f"environment variable {ENV_VAR}", requested, ("auto", *BACKENDS))
 
 
-_warned_unavailable: set[str] = set()
+# (backend, reason) pairs already warned about: one warning per cause.
+_warned_unavailable: set[tuple[str, str]] = set()
 
 
 @torch.compiler.assume_constant_result
-def _unavailable_reason(name: str) -> str | None:
+def _unavailable_reason(name: str, device_type: str) -> str | None:
     # Availability never changes once known (a build is attempted once), so
     # torch.compile may run this at trace time instead of tracing the build.
-    return BACKENDS[name].unavailable_reason()
+    return BACKENDS[name].unavailable_reason(device_type)
 
 
 def _choose(input, grid, mode, padding_mode, align_corners, smoothstep) -> BackendChoice:
     args = (input, grid, mode, padding_mode, align_corners, smoothstep)
+    device_type = input.device.type
     requested = _requested_backend()
     if requested != "auto":
         backend = BACKENDS[requested]
-        reason = _unavailable_reason(requested) or backend.unsupported_reason(*args)
+        reason = _unavailable_reason(requested, device_type) or backend.unsupported_reason(*args)
         if reason is not None:
             raise RuntimeError(f"{ENV_VAR}={requested} cannot serve this call: {reason}")
         return BackendChoice(requested, f"selected by {ENV_VAR}={requested}")
 
     passed_over = []
     for name, backend in BACKENDS.items():
-        unavailable = _unavailable_reason(name)
-        if unavailable is not None and name not in _warned_unavailable:
-            _warned_unavailable.add(name)
+        unavailable = _unavailable_reason(name, device_type)
+        if unavailable is not None and (name, unavailable) not in _warned_unavailable:
+            _warned_unavailable.add((name, unavailable))
             warnings.warn(
-                f"torchsample: the {name} backend is unavailable ({unavailable}); "
-                "falling back to the next backend",
+                f"torchsample: the {name} backend is unavailable for {device_type} tensors "
+                f"({unavailable}); falling back to the next backend",
                 RuntimeWarning,
                 stacklevel=4,
             )

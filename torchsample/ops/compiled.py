@@ -28,21 +28,30 @@ _registered = False
 _register_lock = threading.Lock()
 
 
-def unavailable_reason() -> str | None:
-    """None when the compiled ops are built and registered, otherwise why not.
+def unavailable_reason(device_type: str = "cpu") -> str | None:
+    """None when the compiled ops are built and have kernels for ``device_type``, else why not.
 
-    Builds the extension on first call; never raises.
+    Builds the extension on first call; never raises.  CUDA kernels exist
+    only where the extension was built with a CUDA toolkit (see
+    :func:`torchsample._extension.build_info`).
 
     Examples
     --------
     >>> from torchsample.ops import compiled
     >>> compiled.unavailable_reason() is None
     True
+    >>> import torch
+    >>> torch.version.cuda is not None or "without CUDA kernels" in compiled.unavailable_reason("cuda")
+    True
     """
     reason = _extension.unavailable_reason()
-    if reason is None:
-        _register()
-    return reason
+    if reason is not None:
+        return reason
+    _register()
+    info = _extension.build_info()
+    if device_type == "cuda" and not info["cuda"]:
+        return f"the extension was built without CUDA kernels: {info['no_cuda_reason']}"
+    return None
 
 
 def unsupported_reason(input, grid, mode, padding_mode, align_corners, smoothstep) -> str | None:

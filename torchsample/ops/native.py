@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-def unavailable_reason() -> str | None:
+
+def unavailable_reason(device_type: str = "cpu") -> str | None:
     return None
 
 
@@ -17,5 +18,6 @@ def unsupported_reason(input, grid, mode, padding_mode, align_corners, smoothste
 
 
 def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
-    return F.grid_sample(input, grid, mode=mode, padding_mode=padding_mode,
-                         align_corners=align_corners)
+    return F.grid_sample(
+        input, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners
+    )

@@ -28,7 +28,7 @@ _INT_MIN = -(2**31)
 _CUBIC_A = -0.75
 
 
-def unavailable_reason() -> str | None:
+def unavailable_reason(device_type: str = "cpu") -> str | None:
     return None
 
 
@@ -112,8 +112,9 @@ def _taps(coord, size, mode, padding_mode, align_corners, smoothstep):
             (_guard(_pad(first + offset, size, padding_mode, align_corners)), weight)
             for offset, weight in zip((-1, 0, 1, 2), weights)
         ]
-    source = _guard(_pad(_unnormalize(coord, size, align_corners), size, padding_mode,
-                         align_corners))
+    source = _guard(
+        _pad(_unnormalize(coord, size, align_corners), size, padding_mode, align_corners)
+    )
     if mode == "nearest":
         # torch.round rounds half to even, like nearbyint in PyTorch's kernels.
         return [(torch.round(source), None)]

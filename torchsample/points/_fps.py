@@ -20,9 +20,10 @@ def _compiled_op():
 
 
 def _has_kernel(device: torch.device) -> bool:
-    return _compiled_op() is not None and torch._C._dispatch_has_kernel_for_dispatch_key(
-        "torchsample::farthest_point_sample", device.type.upper()
-    )
+    """Whether the compiled op has kernels for ``device``, as the extension's build recorded."""
+    from ..ops import compiled
+
+    return device.type in ("cpu", "cuda") and compiled.unavailable_reason(device.type) is None
 
 
 def _fps_reference(points, lengths, n_samples, start_indices, initial_distances=None):
