@@ -90,8 +90,8 @@ def _case_label(case, cases):
 
 def _seconds(t):
     """A duration with three significant digits in the unit that suits it."""
-    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
-        if t >= scale or unit == "us":
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "\u00b5s")):
+        if t >= scale or scale == 1e-6:
             value = t / scale
             digits = 0 if value >= 100 else 1 if value >= 10 else 2
             return f"{value:.{digits}f} {unit}"
@@ -137,7 +137,8 @@ def _time_cell(row):
         return row["status"]
     text = _seconds(row["time_s"])
     if row.get("iqr_s") is not None:
-        text += f" ({_seconds(row['iqr_s'])})"
+        # a line block: the median, and under it the interquartile range
+        text = f"| {text}\n       | IQR {_seconds(row['iqr_s'])}"
     return text
 
 
@@ -146,7 +147,7 @@ def _memory_cell(by_backend, backends):
     for b in backends:
         row = by_backend.get(b)
         values.append(_mib(row["peak_memory_bytes"]) if _ok(row) and row.get(
-            "peak_memory_bytes") is not None else "-")
+            "peak_memory_bytes") is not None else "n/a")
     return " / ".join(values)
 
 
@@ -165,9 +166,8 @@ def _plot(cases_rows, cases, baseline, title, path):
     positions = range(len(labels))
     ax.barh(positions, ratios, color=colors, height=0.7)
     for y, r in zip(positions, ratios):
-        text = f"{r:.1f}x" if r >= 1 else f"1/{1 / r:.1f}"
-        ax.text(r * 1.06 if r >= 1 else r / 1.06, y, text, va="center",
-                ha="left" if r >= 1 else "right", fontsize=8)
+        text = f"{r:.1f}x" if r >= 1 else f"{1 / r:.1f}x slower"
+        ax.text(r * 1.06, y, text, va="center", ha="left", fontsize=8)
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xscale("log")
     low, high = min(min(ratios), 1.0), max(max(ratios), 1.0)
@@ -202,8 +202,8 @@ def _section(path, payload, backends, rows, outdir):
         ),
         "",
         (
-            "Each time is the median over the rounds, the interquartile range in "
-            "parentheses. Peak extra memory is in MiB, for "
+            "Each time is the median over the rounds, with the interquartile range "
+            "(IQR) under it. Peak extra memory is in MiB, for "
             + " / ".join(f"``{b}``" for b in backends)
             + f". The last column compares ``compiled`` with ``{baseline}`` "
             "(``F.grid_sample``), or with ``reference`` where "
@@ -237,7 +237,7 @@ def _section(path, payload, backends, rows, outdir):
             "   * - case",
         ]
         lines += [f"     - {b}" for b in backends]
-        lines += ["     - peak extra memory (MiB)", "     - compiled"]
+        lines += ["     - peak extra memory (MiB)", f"     - compiled vs {baseline}"]
         for case, by_backend in ordered:
             lines += [f"   * - {_case_label(case, cases)}"]
             lines += [f"     - {_time_cell(by_backend.get(b))}" for b in backends]
