@@ -587,3 +587,22 @@ def test_cuda_integer_nearest():
     labels = (x * 100).to(torch.int32)
     out = compiled_sample(labels.cuda(), grid.cuda(), "nearest", "zeros", False)
     assert torch.equal(out.cpu(), compiled_sample(labels, grid, "nearest", "zeros", False))
+
+
+@CUDA
+@needs_gpu
+def test_cuda_input_gradients_alert_in_deterministic_mode():
+    x, grid = make_inputs(2)
+    x, grid = x.cuda().requires_grad_(), grid.cuda().requires_grad_()
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        out = compiled_sample(x, grid, "bilinear", "zeros", False, True)
+        # The grid gradient alone is written once per point: deterministic.
+        (g,) = torch.autograd.grad(out.sum(), grid, create_graph=True)
+        with pytest.raises(RuntimeError, match="grid_sample_double_backward \\(CUDA\\)"):
+            torch.autograd.grad(g.square().sum(), x)
+        with pytest.raises(RuntimeError, match="grid_sample_backward \\(CUDA\\)"):
+            torch.autograd.grad(out.sum(), x)
+    finally:
+        torch.use_deterministic_algorithms(previous)

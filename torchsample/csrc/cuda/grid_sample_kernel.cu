@@ -249,6 +249,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_backward_cuda(
   const at::Tensor flat = flat_grid(grid);
   const at::Tensor go = flat_grad_output(grad_output, grid);
   const auto acc = input.options().dtype(at::toOpMathType(input.scalar_type()));
+  if (output_mask[0]) {
+    // Atomic additions into the input gradient: their order, and so the
+    // rounding, varies from run to run.  Alerts as ATen's grid sampler does.
+    at::globalContext().alertNotDeterministic("torchsample::grid_sample_backward (CUDA)");
+  }
   at::Tensor grad_input = output_mask[0] ? at::zeros_like(input, acc) : at::Tensor();
   at::Tensor grad_grid = output_mask[1] ? at::zeros(flat.sizes(), acc) : at::Tensor();
   const int64_t total = flat.size(0) * flat.size(1);
@@ -292,6 +297,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cuda(
       gg_grid_.has_value() && gg_grid_->defined() ? flat_grid(*gg_grid_) : at::Tensor();
   const int64_t N = input.size(0), C = input.size(1), P = flat.size(1);
   const auto acc = input.options().dtype(at::toOpMathType(input.scalar_type()));
+  if (output_mask[1] && gg_grid.defined()) {
+    // The input gradient is accumulated with atomics, as in the backward.
+    at::globalContext().alertNotDeterministic("torchsample::grid_sample_double_backward (CUDA)");
+  }
   at::Tensor gg_output = output_mask[0] ? at::zeros({N, C, P}, input.options()) : at::Tensor();
   at::Tensor grad_input = output_mask[1] ? at::zeros_like(input, acc) : at::Tensor();
   at::Tensor grad_grid = output_mask[2] ? at::zeros(flat.sizes(), acc) : at::Tensor();
