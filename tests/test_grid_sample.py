@@ -108,38 +108,62 @@ GRID = torch.rand(2, 4, 4, 2) * 2 - 1
 @pytest.mark.parametrize(
     "kwargs,error,message",
     [
-        (dict(input=IMG[0], grid=GRID), ValueError, r"input must be a 4D .* got shape \(3, 8, 8\)"),
-        (dict(input=IMG, grid=GRID[..., :1]), ValueError, r"grid must be \(b, h_out, w_out, 2\)"),
-        (dict(input=IMG, grid=GRID[:1]), ValueError, "same batch size, got grid batch 1"),
-        (dict(input=IMG, grid=GRID.double()), TypeError, "same dtype, got input torch.float32"),
-        (dict(input=IMG, grid=GRID.long()), TypeError, "grid must have a floating-point dtype"),
-        (dict(input=IMG, grid=GRID, mode="linear"), ValueError, "mode must be one of.*'linear'"),
-        (dict(input=IMG, grid=GRID, padding_mode="wrap"), ValueError, "padding_mode must be one"),
-        (dict(input=IMG, grid=GRID, mode="trilinear"), ValueError, "trilinear' needs a 5D input"),
         (
-            dict(input=IMG, grid=GRID, mode="nearest", smoothstep=True),
+            {"input": IMG[0], "grid": GRID},
+            ValueError,
+            r"input must be a 4D .* got shape \(3, 8, 8\)",
+        ),
+        ({"input": IMG, "grid": GRID[..., :1]}, ValueError, r"grid must be \(b, h_out, w_out, 2\)"),
+        ({"input": IMG, "grid": GRID[:1]}, ValueError, "same batch size, got grid batch 1"),
+        ({"input": IMG, "grid": GRID.double()}, TypeError, "same dtype, got input torch.float32"),
+        ({"input": IMG, "grid": GRID.long()}, TypeError, "grid must have a floating-point dtype"),
+        (
+            {"input": IMG, "grid": GRID, "mode": "linear"},
+            ValueError,
+            "mode must be one of.*'linear'",
+        ),
+        (
+            {"input": IMG, "grid": GRID, "padding_mode": "wrap"},
+            ValueError,
+            "padding_mode must be one",
+        ),
+        (
+            {"input": IMG, "grid": GRID, "mode": "trilinear"},
+            ValueError,
+            "trilinear' needs a 5D input",
+        ),
+        (
+            {"input": IMG, "grid": GRID, "mode": "nearest", "smoothstep": True},
             ValueError,
             "smoothstep=True applies to mode='bilinear'.*'nearest'",
         ),
         (
-            dict(input=IMG, grid=GRID, mode="bicubic", smoothstep=True),
+            {"input": IMG, "grid": GRID, "mode": "bicubic", "smoothstep": True},
             ValueError,
             "got mode='bicubic'",
         ),
         (
-            dict(input=torch.rand(1, 1, 2, 2, 2), grid=torch.rand(1, 1, 1, 1, 3), mode="bicubic"),
+            {
+                "input": torch.rand(1, 1, 2, 2, 2),
+                "grid": torch.rand(1, 1, 1, 1, 3),
+                "mode": "bicubic",
+            },
             ValueError,
             "bicubic' supports 4D inputs only",
         ),
-        (dict(input=IMG.long(), grid=GRID), TypeError, "only be sampled with mode='nearest'"),
+        ({"input": IMG.long(), "grid": GRID}, TypeError, "only be sampled with mode='nearest'"),
         (
-            dict(input=IMG.numpy(), grid=GRID),
+            {"input": IMG.numpy(), "grid": GRID},
             TypeError,
             "input must be a torch.Tensor, got ndarray",
         ),
-        (dict(input=IMG, grid=GRID, align_corners=None), TypeError, "align_corners must be a bool"),
-        (dict(input=IMG, grid=GRID, smoothstep=1), TypeError, "smoothstep must be a bool"),
-        (dict(input=IMG, grid=GRID.to("meta")), ValueError, "same device, got input on cpu"),
+        (
+            {"input": IMG, "grid": GRID, "align_corners": None},
+            TypeError,
+            "align_corners must be a bool",
+        ),
+        ({"input": IMG, "grid": GRID, "smoothstep": 1}, TypeError, "smoothstep must be a bool"),
+        ({"input": IMG, "grid": GRID.to("meta")}, ValueError, "same device, got input on cpu"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, error, message):

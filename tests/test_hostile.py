@@ -15,8 +15,9 @@ MODES = {2: ["nearest", "bilinear", "bicubic"], 3: ["nearest", "bilinear"]}
 REQUESTS = [
     (dims, mode, padding, align, smooth)
     for dims in (2, 3)
-    for mode, padding, align in itertools.product(MODES[dims], ["zeros", "border", "reflection"],
-                                                 [False, True])
+    for mode, padding, align in itertools.product(
+        MODES[dims], ["zeros", "border", "reflection"], [False, True]
+    )
     for smooth in ((False, True) if mode == "bilinear" else (False,))
 ]
 
@@ -24,7 +25,8 @@ REQUESTS = [
 def serving(input, grid, *args):
     """Backends that say they can serve this call."""
     return [
-        (name, b) for name, b in BACKENDS.items()
+        (name, b)
+        for name, b in BACKENDS.items()
         if not (b.unavailable_reason() or b.unsupported_reason(input, grid, *args))
     ]
 
@@ -46,8 +48,9 @@ def test_coordinates_at_and_beyond_the_limits(dims, mode, padding, align, smooth
     grid = grid_with(NON_FINITE + HUGE_AND_EDGES, dims).requires_grad_()
     args = (mode, padding, align, smooth)
     expected = reference.grid_sample(input, grid, *args)
-    expected_grads = torch.autograd.grad(expected.nan_to_num().sum(), (input, grid),
-                                         allow_unused=True, materialize_grads=True)
+    expected_grads = torch.autograd.grad(
+        expected.nan_to_num().sum(), (input, grid), allow_unused=True, materialize_grads=True
+    )
     for name, backend in serving(input, grid, *args):
         out = backend.grid_sample(input, grid, *args)
         if name == "native":
@@ -56,12 +59,14 @@ def test_coordinates_at_and_beyond_the_limits(dims, mode, padding, align, smooth
             # reflect 1e30 with an exact fmod: compare the other coordinates.
             limit = 1e3 if padding == "reflection" else float("inf")
             finite = (grid.abs() < limit).all(-1).unsqueeze(1)
-            torch.testing.assert_close(out[finite.expand_as(out)],
-                                       expected[finite.expand_as(out)], equal_nan=True)
+            torch.testing.assert_close(
+                out[finite.expand_as(out)], expected[finite.expand_as(out)], equal_nan=True
+            )
             continue
         torch.testing.assert_close(out, expected, equal_nan=True, msg=name)
-        grads = torch.autograd.grad(out.nan_to_num().sum(), (input, grid), allow_unused=True,
-                                    materialize_grads=True)
+        grads = torch.autograd.grad(
+            out.nan_to_num().sum(), (input, grid), allow_unused=True, materialize_grads=True
+        )
         for what, g, e in zip(("grad_input", "grad_grid"), grads, expected_grads):
             torch.testing.assert_close(g, e, equal_nan=True, msg=f"{name} {what}")
 
@@ -83,7 +88,7 @@ def test_coordinates_at_and_beyond_the_limits(dims, mode, padding, align, smooth
 def test_degenerate_shapes(input_shape, grid_shape):
     gen = torch.Generator().manual_seed(0)
     input = torch.randn(input_shape, dtype=torch.float64, generator=gen).requires_grad_()
-    grid = (torch.rand(grid_shape, dtype=torch.float64, generator=gen) * 2.4 - 1.2)
+    grid = torch.rand(grid_shape, dtype=torch.float64, generator=gen) * 2.4 - 1.2
     grid.requires_grad_()
     for smooth in (False, True):
         args = ("bilinear", "border", False, smooth)
@@ -92,8 +97,9 @@ def test_degenerate_shapes(input_shape, grid_shape):
             out = backend.grid_sample(input, grid, *args)
             assert out.shape == (input_shape[0], input_shape[1], *grid_shape[1:-1])
             torch.testing.assert_close(out, expected, msg=name)
-            grads = torch.autograd.grad(out.sum(), (input, grid), allow_unused=True,
-                                        materialize_grads=True)
+            grads = torch.autograd.grad(
+                out.sum(), (input, grid), allow_unused=True, materialize_grads=True
+            )
             assert grads[0].shape == input.shape and grads[1].shape == grid.shape
 
 
@@ -121,7 +127,8 @@ def test_memory_layouts(layout):
             torch.testing.assert_close(out, expected, msg=f"{name} {layout}")
             (grad_input,) = torch.autograd.grad(out.sum(), strided)
             (expected_grad,) = torch.autograd.grad(
-                reference.grid_sample(dense, grid_strided.detach(), *args).sum(), dense)
+                reference.grid_sample(dense, grid_strided.detach(), *args).sum(), dense
+            )
             torch.testing.assert_close(grad_input, expected_grad, msg=f"{name} {layout}")
 
 

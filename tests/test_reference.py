@@ -133,8 +133,9 @@ def test_integer_maps_nearest_are_exact(dtype, dims):
     as_float = labels.double()
     grid = make_inputs(dims)[1].detach()
     actual = reference.grid_sample(labels, grid, "nearest", "zeros", False, False)
-    expected = F.grid_sample(as_float, grid, mode="nearest", padding_mode="zeros",
-                             align_corners=False)
+    expected = F.grid_sample(
+        as_float, grid, mode="nearest", padding_mode="zeros", align_corners=False
+    )
     assert actual.dtype == dtype
     assert torch.equal(actual.double(), expected)
 

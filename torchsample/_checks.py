@@ -63,7 +63,7 @@ def check_positive_int(name: str, value: object, allow_zero: bool = False) -> in
 def check_size(name: str, size: object, dims: Iterable[int] = (2, 3)) -> tuple[int, ...]:
     """A spatial size in coordinate order, ``(w, h)`` or ``(w, h, d)``."""
     dims = tuple(dims)
-    if isinstance(size, torch.Size) or isinstance(size, (tuple, list)):
+    if isinstance(size, (torch.Size, tuple, list)):
         size = tuple(size)
     else:
         raise TypeError(f"{name} must be a tuple of ints (w, h) or (w, h, d), got {size!r}")
