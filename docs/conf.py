@@ -57,6 +57,7 @@ templates_path = ["_templates"]
 
 html_theme = "furo"
 html_title = f"torchsample {release}"
+html_logo = "../assets/logo.png"  # a query point, its four pixels and their weights
 html_static_path = ["_static"]
 html_css_files = ["custom.css"]
 
