@@ -26,6 +26,25 @@ Workloads
     ``mean((|grad| - 1)^2)`` on it, and that loss's gradients with respect to
     the feature map and the grid.
 
+The three above isolate the sampler (``autograd.grad``, gradients returned in
+whatever layout the backend produces). The training-loop workloads run what a
+training step runs, on the layout users have: a contiguous channels-first map
+that requires grad, gradients accumulated into ``.grad`` by
+``loss.backward()`` (and reset to ``None`` before each call):
+
+``train_forward``
+    ``grid_sample`` with the map and the grid requiring grad (the graph is
+    built, as in training, then dropped).
+``train_step``
+    ``grid_sample``, then ``loss.backward()`` on ``sum(out * upstream)``.
+``sdf_step``
+    A data term ``mean((out - target)^2)`` beside the eikonal term
+    ``mean((|d out / d grid| - 1)^2)`` (the gradient of the summed output
+    with ``create_graph=True``), then one ``loss.backward()`` on their sum.
+
+The ``auto`` column is :func:`torchsample.grid_sample` itself, whatever
+backend its dispatch picks, Python checks included: what a user gets.
+
 Cases
 -----
 Every case samples a batch of one square (2D) or cubic (3D) feature map at
@@ -77,16 +96,44 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from types import ModuleType
 
 import torch
 
 from benchmarks import _common
 
-WORKLOADS = ("forward", "forward_backward", "eikonal")
+TRAINING_LOOP = ("train_forward", "train_step", "sdf_step")
+WORKLOADS = ("forward", "forward_backward", "eikonal", *TRAINING_LOOP)
 _TRAINING = ("forward", "forward_backward")
 BASELINE = "native"
+
+
+class _Auto:
+    """``torchsample.grid_sample`` through its dispatch, shaped like a backend module."""
+
+    __name__ = "auto"
+
+    @staticmethod
+    def unavailable_reason() -> None:
+        return None
+
+    @staticmethod
+    def unsupported_reason(*request) -> None:
+        return None
+
+    @staticmethod
+    def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
+        import torchsample
+
+        return torchsample.grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep)
+
+
+def harness_backends() -> dict:
+    """Every registered backend, then ``auto``: what the harness compares."""
+    from torchsample.ops import BACKENDS
+
+    return {**BACKENDS, "auto": _Auto}
 
 
 @dataclass(frozen=True)
@@ -154,6 +201,40 @@ def full_cases(device: str) -> list[Case]:
     return cases
 
 
+def training_cases(device: str) -> list[Case]:
+    """The training-loop grid: every map size and channel count users sample.
+
+    2D 256^2 and 512^2 maps at 2^18 points, 3D 64^3 and 128^3 volumes at
+    2^16 points, channels 1, 3, 4, 16, 32 and 64, each with the
+    training-loop workloads, with and without smoothstep; plus the 16-channel
+    96^3 volume at 2^17 points of the kernel cases.
+    """
+    cases = []
+    for size, points in (((256, 256), 1 << 18), ((512, 512), 1 << 18),
+                         ((64, 64, 64), 1 << 16), ((128, 128, 128), 1 << 16)):
+        for channels in (1, 3, 4, 16, 32, 64):
+            cases.append(Case(size=size, channels=channels, points=points,
+                              workloads=TRAINING_LOOP))
+            cases.append(Case(size=size, channels=channels, points=points,
+                              workloads=("sdf_step",), smoothstep=True))
+    cases.append(Case(size=(96, 96, 96), channels=16, points=1 << 17, workloads=TRAINING_LOOP))
+    cases.append(Case(size=(96, 96, 96), channels=16, points=1 << 17, workloads=("sdf_step",),
+                      smoothstep=True))
+    return cases
+
+
+def small_call_cases(device: str) -> list[Case]:
+    """Calls so small that the Python around the kernels is most of their cost."""
+    return [
+        Case(size=(8, 8), channels=4, points=16, workloads=("forward", "train_step")),
+        Case(size=(8, 8, 8), channels=4, points=16, workloads=("forward", "train_step")),
+        Case(size=(32, 32), channels=16, points=256, workloads=("forward", "train_step")),
+    ]
+
+
+SUITES = {"kernels": full_cases, "training": training_cases, "small": small_call_cases}
+
+
 def quick_cases(device: str) -> list[Case]:
     """A few tiny cases that exercise every code path of the harness."""
     cases = [
@@ -161,6 +242,8 @@ def quick_cases(device: str) -> list[Case]:
         Case(size=(32, 32), channels=4, points=1 << 10, workloads=WORKLOADS, smoothstep=True),
         Case(size=(32, 32), channels=4, points=1 << 10, channels_last=True),
         Case(size=(16, 16, 16), channels=4, points=1 << 10, workloads=WORKLOADS),
+        Case(size=(16, 16, 16), channels=1, points=1 << 10, workloads=("sdf_step",),
+             smoothstep=True),
     ]
     if torch.device(device).type == "cuda":
         cases.append(Case(size=(32, 32), channels=4, points=1 << 10, dtype="float16"))
@@ -221,6 +304,8 @@ def make_workload(
 
     input = inputs.input.detach().requires_grad_()
     grid = inputs.grid.detach().requires_grad_()
+    if workload in TRAINING_LOOP:
+        return _training_loop_workload(workload, sample, input, grid, inputs.upstream)
     if workload == "forward_backward":
 
         def forward_backward():
@@ -238,6 +323,28 @@ def make_workload(
 
         return eikonal
     raise ValueError(f"workload must be one of {', '.join(WORKLOADS)}, got {workload!r}")
+
+
+def _training_loop_workload(workload, sample, input, grid, upstream):
+    def train_forward():
+        return sample(input, grid)
+
+    def train_step():
+        input.grad = grid.grad = None
+        (sample(input, grid) * upstream).sum().backward()
+        return input.grad, grid.grad
+
+    def sdf_step():
+        input.grad = grid.grad = None
+        out = sample(input, grid)
+        (gradient,) = torch.autograd.grad(out.sum(), grid, create_graph=True)
+        data = (out - upstream).square().mean()
+        eikonal = (gradient.norm(dim=-1) - 1).square().mean()
+        (data + eikonal).backward()
+        return input.grad, grid.grad
+
+    return {"train_forward": train_forward, "train_step": train_step,
+            "sdf_step": sdf_step}[workload]
 
 
 def forward_bytes(case: Case) -> int:
@@ -384,7 +491,8 @@ def run(
         Seconds of warm-up per case and workload, and of timing per backend
         (see :func:`benchmarks._common.measure_interleaved`).
     backends : mapping of str to module, optional
-        Backends to compare; :data:`torchsample.ops.BACKENDS` by default.
+        Backends to compare; by default :func:`harness_backends`, every
+        registered backend and ``auto``.
     out : file
         Where the table is printed as measurements complete.
 
@@ -397,7 +505,7 @@ def run(
         ``results`` (the rows of :func:`measure_case`).
     """
     if backends is None:
-        from torchsample.ops import BACKENDS as backends
+        backends = harness_backends()
     threads = _common.pin_threads(threads)
     machine = _common.machine_info(device, threads)
     memory_method = _common.memory_method(device)
@@ -453,11 +561,29 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "for a full run, none for --quick)",
     )
     parser.add_argument("--filter", default="", help="only cases whose name contains this text")
+    parser.add_argument(
+        "--suite",
+        choices=tuple(SUITES),
+        default="kernels",
+        help="kernels: the sampler alone (default); training: the training-loop grid; "
+        "small: tiny calls",
+    )
+    parser.add_argument(
+        "--workloads", default="", help="comma-separated: only these workloads of each case"
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: this torch build sees no CUDA device")
-    cases = (quick_cases if args.quick else full_cases)(args.device)
+    cases = (quick_cases if args.quick else SUITES[args.suite])(args.device)
     cases = [case for case in cases if args.filter in case.name]
+    if args.workloads:
+        keep = set(args.workloads.split(","))
+        unknown = keep - set(WORKLOADS)
+        if unknown:
+            parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+        cases = [replace(case, workloads=tuple(w for w in case.workloads if w in keep))
+                 for case in cases]
+        cases = [case for case in cases if case.workloads]
     payload = run(
         cases,
         device=args.device,
@@ -465,9 +591,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         min_run_time=0.02 if args.quick else 0.5,
     )
     payload["settings"]["quick"] = args.quick
+    payload["settings"]["suite"] = args.suite
     out = args.out
     if out is None and not args.quick:
-        out = f"benchmarks/results/grid_sample-{_common.device_kind(args.device)}.json"
+        suffix = "" if args.suite == "kernels" else f"-{args.suite}"
+        out = f"benchmarks/results/grid_sample{suffix}-{_common.device_kind(args.device)}.json"
     if out:
         print(f"wrote {_common.write_json(out, payload)}")
     return payload

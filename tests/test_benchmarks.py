@@ -32,7 +32,10 @@ def payload():
 def test_results_cover_every_case_workload_and_backend(payload):
     seen = {(r["case"], r["workload"], r["backend"]) for r in payload["results"]}
     expected = {
-        (c.name, w, b) for c in (TINY, TINY_SMOOTH) for w in bench.WORKLOADS for b in BACKENDS
+        (c.name, w, b)
+        for c in (TINY, TINY_SMOOTH)
+        for w in bench.WORKLOADS
+        for b in (*BACKENDS, "auto")
     }
     assert seen == expected
     assert len(payload["results"]) == len(expected)
@@ -81,7 +84,7 @@ def test_table_lists_every_row_and_the_memory_method(payload):
     assert "peak memory: " + _common.memory_method("cpu") in stdout
     assert "skipped: " in stdout
     assert "speed-up versus native" in stdout
-    assert stdout.count(TINY.name) >= len(bench.WORKLOADS) * len(BACKENDS)
+    assert stdout.count(TINY.name) >= len(bench.WORKLOADS) * len(bench.harness_backends())
 
 
 def test_command_line_quick_run_writes_json(tmp_path, capsys):
@@ -99,12 +102,37 @@ def test_workloads_agree_across_backends(workload):
     case = bench.Case(size=(5, 4), channels=3, points=20, workloads=(workload,))
     inputs = bench.make_inputs(case, "cpu")
     inputs = bench.Inputs(*(t.double() for t in (inputs.input, inputs.grid, inputs.upstream)))
-    native = bench.make_workload(workload, BACKENDS["native"], case, inputs)()
-    reference = bench.make_workload(workload, BACKENDS["reference"], case, inputs)()
-    for a, b in zip(
-        torch.utils._pytree.tree_leaves(native), torch.utils._pytree.tree_leaves(reference)
-    ):
-        torch.testing.assert_close(a, b)
+    backends = bench.harness_backends()
+    reference = bench.make_workload(workload, backends["reference"], case, inputs)()
+    for name in ("native", "compiled", "auto"):
+        result = bench.make_workload(workload, backends[name], case, inputs)()
+        leaves = torch.utils._pytree.tree_leaves(result)
+        expected = torch.utils._pytree.tree_leaves(reference)
+        assert len(leaves) == len(expected) > 0
+        for a, b in zip(leaves, expected, strict=True):
+            torch.testing.assert_close(a, b)
+
+
+def test_training_loop_workloads_fill_grad_of_a_channels_first_leaf():
+    case = bench.Case(size=(6, 5), channels=2, points=8, workloads=("train_step",))
+    inputs = bench.make_inputs(case, "cpu")
+    for workload in ("train_step", "sdf_step"):
+        step = bench.make_workload(workload, bench.harness_backends()["auto"], case, inputs)
+        grad_input, grad_grid = (t.clone() for t in step())
+        assert grad_input.shape == inputs.input.shape and grad_grid.shape == inputs.grid.shape
+        # Every call starts from fresh gradients instead of accumulating.
+        again = step()
+        torch.testing.assert_close(again[0], grad_input)
+        torch.testing.assert_close(again[1], grad_grid)
+
+
+def test_command_line_selects_workloads(tmp_path):
+    out = tmp_path / "sdf.json"
+    bench.main(["--quick", "--threads", "1", "--workloads", "sdf_step", "--out", str(out)])
+    loaded = json.loads(out.read_text())
+    assert {row["workload"] for row in loaded["results"]} == {"sdf_step"}
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--workloads", "sideways"])
 
 
 def test_forward_bytes_counts_grid_output_and_corners():
