@@ -43,13 +43,20 @@ def _plot(payload, times, path):
     plt.close(fig)
 
 
+def _duration(t):
+    """Seconds from 1 s up, milliseconds below, three significant digits."""
+    value, unit = (t, "s") if t >= 1 else (t * 1e3, "ms")
+    digits = 0 if value >= 100 else 1 if value >= 10 else 2
+    return f"{value:.{digits}f} {unit}"
+
+
 def _fragment(payload, times, image):
     machine = payload["machine"]
     lines = [
         (
             f"Measured on {machine['cpu_model']} with {machine['threads']} pinned threads, "
             f"torch {machine['torch']}, fpsample {payload.get('fpsample_version')}, "
-            f"{machine['date_utc']}."
+            f"{machine['date_utc'][:10]}."
         ),
         "",
         f".. image:: {image.parent.name}/{image.name}",
@@ -69,12 +76,12 @@ def _fragment(payload, times, image):
         cells = []
         for method in METHODS:
             t = times.get((case, method))
-            cell = f"{t * 1e3:.1f} ms" if t is not None else "not run"
+            cell = _duration(t) if t is not None else "not run"
             if method == "fpsample" and t is not None:
                 cell += f" (h={heights[case]})"
             cells.append(cell)
         compiled, reference = times.get((case, "compiled")), times.get((case, "fpsample"))
-        cells.append(f"{reference / compiled:.2f}x" if compiled and reference else "-")
+        cells.append(f"{reference / compiled:.2f}x" if compiled and reference else "n/a")
         lines += [f"   * - {case}"] + [f"     - {c}" for c in cells]
     return "\n".join(lines) + "\n"
 
