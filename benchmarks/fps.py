@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from benchmarks import _common
-from torchsample.points import _fps
+from torchsample.ops import compiled, reference
 
 FPSAMPLE_HEIGHTS = (5, 7, 9)
 QUICK_FPSAMPLE_HEIGHTS = (3,)
@@ -112,7 +112,7 @@ def run(cases, threads: int, min_run_time: float, heights=FPSAMPLE_HEIGHTS, out=
     threads = _common.pin_threads(threads)
     fpsample, fpsample_missing = _fpsample_module()
     compiled_missing = (
-        None if _fps._has_kernel(torch.device("cpu")) else "the C++ extension is unavailable"
+        None if compiled.unavailable_reason() is None else "the C++ extension is unavailable"
     )
     results = []
 
@@ -158,9 +158,8 @@ def run(cases, threads: int, min_run_time: float, heights=FPSAMPLE_HEIGHTS, out=
             # fpsample picks its own first point; torchsample starts at the same one.
             starts = fpsample_indices[:, 0].clone()
         if compiled_missing is None:
-            op = _fps._compiled_op()
             contenders["compiled"] = functools.partial(
-                op, cloud, lengths, case.samples, starts, None
+                compiled.farthest_point_sample, cloud, lengths, case.samples, starts, None
             )
             if fpsample is not None:
                 identical = torch.equal(contenders["compiled"](), fpsample_indices)
@@ -171,7 +170,9 @@ def run(cases, threads: int, min_run_time: float, heights=FPSAMPLE_HEIGHTS, out=
             record(case, method, timings.get(method), reason, **extra.get(method, {}))
 
         if case.fallback:
-            fallback = functools.partial(_fps._fps_reference, cloud, lengths, case.samples, starts)
+            fallback = functools.partial(
+                reference.farthest_point_sample, cloud, lengths, case.samples, starts
+            )
             timing = _common.measure_interleaved({"fallback": fallback}, threads, 0.0, min_rounds=3)
             record(case, "fallback", timing["fallback"])
         else:

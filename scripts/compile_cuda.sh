@@ -34,7 +34,7 @@ if ! python -c 'import torch, pathlib, sys; sys.exit(not (pathlib.Path(torch.__f
     echo '#define C10_CUDA_BUILD_SHARED_LIBS' > "$shim/c10/cuda/impl/cuda_cmake_macros.h"
     include_flags+=(-isystem "$shim")
 fi
-abi=$(python -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))')
+abi=$(python -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))')
 
 mapfile -t sources < <(find "$repo/torchsample/csrc" -name '*.cu' | sort)
 if [ "${#sources[@]}" -eq 0 ]; then

@@ -606,3 +606,26 @@ def test_cuda_input_gradients_alert_in_deterministic_mode():
             torch.autograd.grad(out.sum(), x)
     finally:
         torch.use_deterministic_algorithms(previous)
+
+
+@pytest.mark.parametrize("engine_queries", [True, False], ids=["engine-queries", "fallback"])
+def test_output_mask_with_and_without_the_private_engine_queries(monkeypatch, engine_queries):
+    # torch._C._will_engine_execute_node is private: without it the static
+    # mask computes the unwanted input gradient too, with the same results.
+    if not engine_queries:
+        monkeypatch.setattr(compiled, "_will_engine_execute_node", None)
+    masks = []
+    original = compiled._output_mask
+
+    def recorded(ctx, count):
+        masks.append(original(ctx, count))
+        return masks[-1]
+
+    monkeypatch.setattr(compiled, "_output_mask", recorded)
+    x, grid = make_inputs(2)
+    x.requires_grad_()
+    grid.requires_grad_()
+    (ours,) = torch.autograd.grad(compiled_sample(x, grid).sum(), grid)
+    (expected,) = torch.autograd.grad(F.grid_sample(x, grid, align_corners=False).sum(), grid)
+    torch.testing.assert_close(ours, expected)
+    assert masks == [[not engine_queries, True]]

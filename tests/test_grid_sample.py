@@ -1,5 +1,6 @@
 """ts.grid_sample: known values, argument checks and the backend report."""
 
+import re
 import warnings
 
 import pytest
@@ -271,3 +272,42 @@ def test_cuda_requests_use_the_compiled_backend_where_its_build_has_cuda_kernels
     monkeypatch.setattr(_extension, "_info", info)
     image, grid = _fake_cuda((1, 2, 4, 4), (1, 3, 3, 2))
     assert ts.which_backend(image, grid).name == "compiled"
+
+
+def _record_fps(monkeypatch, backend):
+    calls = []
+
+    def record(points, lengths, n_samples, *rest):
+        calls.append(points)
+        return points.new_zeros((points.shape[0], n_samples), dtype=torch.long)
+
+    monkeypatch.setattr(backend, "farthest_point_sample", record)
+    return calls
+
+
+def test_fps_goes_through_the_dispatch_point(monkeypatch):
+    from torchsample.ops import compiled, reference
+
+    compiled_calls = _record_fps(monkeypatch, compiled)
+    reference_calls = _record_fps(monkeypatch, reference)
+    cloud = torch.rand(1, 10, 3)
+    ts.points.farthest_point_sample(cloud, 3)
+    assert len(compiled_calls) == 1 and not reference_calls
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "reference")
+    ts.points.farthest_point_sample(cloud, 3)
+    assert len(reference_calls) == 1
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "native")
+    with pytest.raises(RuntimeError, match="native cannot serve.*no farthest point sampling"):
+        ts.points.farthest_point_sample(cloud, 3)
+
+
+def test_fps_cuda_request_on_a_cpu_only_build_goes_to_reference(cpu_only_build, monkeypatch):
+    from torchsample.ops import farthest_point_indices, reference
+
+    calls = _record_fps(monkeypatch, reference)
+    (points, lengths, starts) = _fake_cuda((1, 10, 3), (1,), (1,))
+    with pytest.warns(
+        RuntimeWarning, match="unavailable for cuda tensors.*" + re.escape(cpu_only_build)
+    ):
+        farthest_point_indices(points, lengths.long(), 3, starts.long())
+    assert len(calls) == 1

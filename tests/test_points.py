@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
+from torchsample.ops import compiled as compiled_backend
+from torchsample.ops import reference as reference_backend
 from torchsample.points import (
     SoftProjection,
-    _fps,
     _knn,
     chamfer_distance,
     farthest_point_sample,
@@ -19,9 +20,9 @@ from torchsample.points import (
 
 @pytest.fixture(scope="module")
 def compiled_fps():
-    if not _fps._has_kernel(torch.device("cpu")):
+    if compiled_backend.unavailable_reason() is not None:
         pytest.skip("the compiled extension is not available")
-    return _fps._compiled_op()
+    return compiled_backend.farthest_point_sample
 
 
 def brute_force_fps(points, n_samples, start, initial=None):
@@ -58,7 +59,9 @@ def test_fps_matches_brute_force(dtype, start):
 def test_fps_reference_matches_brute_force():
     torch.manual_seed(1)
     points = torch.rand(2, 200, 3)
-    indices = _fps._fps_reference(points, full(points), 50, torch.tensor([0, 5]))
+    indices = reference_backend.farthest_point_sample(
+        points, full(points), 50, torch.tensor([0, 5])
+    )
     assert torch.equal(indices[0], brute_force_fps(points[0], 50, 0))
     assert torch.equal(indices[1], brute_force_fps(points[1], 50, 5))
 
@@ -80,7 +83,7 @@ def test_fps_compiled_equals_reference(compiled_fps, points):
     starts = torch.arange(points.shape[0]) * 7
     n_samples = min(n, 600)
     compiled = compiled_fps(points, full(points), n_samples, starts, None)
-    reference = _fps._fps_reference(points, full(points), n_samples, starts)
+    reference = reference_backend.farthest_point_sample(points, full(points), n_samples, starts)
     assert torch.equal(compiled, reference)
     assert all(len(set(row.tolist())) == n_samples for row in compiled)
 
@@ -100,7 +103,7 @@ def test_fps_compiled_equals_reference_float64_and_seeded(compiled_fps):
     initial[:, :10] = -1
     starts = initial.argmax(dim=1)
     compiled = compiled_fps(points, full(points), 300, starts, initial)
-    reference = _fps._fps_reference(points, full(points), 300, starts, initial)
+    reference = reference_backend.farthest_point_sample(points, full(points), 300, starts, initial)
     assert torch.equal(compiled, reference)
     assert torch.equal(compiled[1, :60], brute_force_fps(points[1], 60, int(starts[1]), initial[1]))
 
@@ -123,7 +126,7 @@ def test_fps_padded_batch_reference_path():
     points = torch.rand(2, 80, 3)
     points[1, 20:] = float("nan")
     lengths = torch.tensor([80, 20])
-    indices = _fps._fps_reference(points, lengths, 20, torch.tensor([0, 1]))
+    indices = reference_backend.farthest_point_sample(points, lengths, 20, torch.tensor([0, 1]))
     assert torch.equal(indices[1], brute_force_fps(points[1, :20], 20, 1))
 
 

@@ -1,4 +1,4 @@
-"""The one place that decides which backend serves a grid-sampling call."""
+"""The one place that decides which backend serves a call: grid sampling and FPS."""
 
 from __future__ import annotations
 
@@ -102,13 +102,14 @@ def _unavailable_reason(name: str, device_type: str) -> str | None:
     return BACKENDS[name].unavailable_reason(device_type)
 
 
-def _choose(input, grid, mode, padding_mode, align_corners, smoothstep) -> BackendChoice:
-    args = (input, grid, mode, padding_mode, align_corners, smoothstep)
-    device_type = input.device.type
+def _choose(device_type: str, unsupported) -> BackendChoice:
+    """The first backend available for ``device_type`` that ``unsupported(backend)`` accepts.
+
+    ``unsupported`` returns None when the backend can serve the call, or why not.
+    """
     requested = _requested_backend()
     if requested != "auto":
-        backend = BACKENDS[requested]
-        reason = _unavailable_reason(requested, device_type) or backend.unsupported_reason(*args)
+        reason = _unavailable_reason(requested, device_type) or unsupported(BACKENDS[requested])
         if reason is not None:
             raise RuntimeError(f"{ENV_VAR}={requested} cannot serve this call: {reason}")
         return BackendChoice(requested, f"selected by {ENV_VAR}={requested}")
@@ -122,14 +123,19 @@ def _choose(input, grid, mode, padding_mode, align_corners, smoothstep) -> Backe
                 f"torchsample: the {name} backend is unavailable for {device_type} tensors "
                 f"({unavailable}); falling back to the next backend",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
-        reason = unavailable or backend.unsupported_reason(*args)
+        reason = unavailable or unsupported(backend)
         if reason is None:
             why = "; ".join(passed_over) if passed_over else "first choice for this call"
             return BackendChoice(name, why)
         passed_over.append(f"{name}: {reason}")
     raise RuntimeError("no backend can serve this call: " + "; ".join(passed_over))
+
+
+def _choose_grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
+    args = (input, grid, mode, padding_mode, align_corners, smoothstep)
+    return _choose(input.device.type, lambda backend: backend.unsupported_reason(*args))
 
 
 def which_backend(
@@ -164,7 +170,7 @@ def which_backend(
     True
     """
     mode = _check_request(input, grid, mode, padding_mode, align_corners, smoothstep)
-    return _choose(input, grid, mode, padding_mode, align_corners, smoothstep)
+    return _choose_grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep)
 
 
 def grid_sample(
@@ -228,7 +234,30 @@ def grid_sample(
     tensor([[[[1.8438]]]])
     """
     mode = _check_request(input, grid, mode, padding_mode, align_corners, smoothstep)
-    choice = _choose(input, grid, mode, padding_mode, align_corners, smoothstep)
+    choice = _choose_grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep)
     return BACKENDS[choice.name].grid_sample(
         input, grid, mode, padding_mode, align_corners, smoothstep
+    )
+
+
+def farthest_point_indices(points, lengths, n_samples, start_indices, initial_distances=None):
+    """Indices of farthest point sampling, by the first backend that serves the call.
+
+    The arguments are those of the ``torchsample::farthest_point_sample`` op
+    (see ``csrc/fps.cpp``), already checked by :mod:`torchsample.points`.
+    Backends are chosen as for :func:`grid_sample`: the compiled kernels
+    where they are built for the points' device, else the reference loop
+    (``F`` has none); ``TORCHSAMPLE_BACKEND`` forces one.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchsample.ops import farthest_point_indices
+    >>> corners = torch.tensor([[[0.0, 0, 0], [0.1, 0, 0], [1, 1, 1], [1, 0, 0]]])
+    >>> farthest_point_indices(corners, torch.tensor([4]), 3, torch.tensor([0]))
+    tensor([[0, 2, 3]])
+    """
+    choice = _choose(points.device.type, lambda backend: backend.unsupported_fps_reason(points))
+    return BACKENDS[choice.name].farthest_point_sample(
+        points, lengths, n_samples, start_indices, initial_distances
     )

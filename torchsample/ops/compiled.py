@@ -131,6 +131,27 @@ def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
     )
 
 
+def unsupported_fps_reason(points) -> str | None:
+    """None when the compiled kernels can sample these points, otherwise why not."""
+    if points.device.type not in ("cpu", "cuda"):
+        return f"the compiled backend runs on CPU and CUDA, got device {points.device}"
+    if points.dtype not in (torch.float32, torch.float64):
+        return f"the compiled backend has FPS kernels for float32 and float64, got {points.dtype}"
+    return None
+
+
+def farthest_point_sample(points, lengths, n_samples, start_indices, initial_distances=None):
+    """Farthest point sampling indices by the compiled kernels (arguments already checked).
+
+    See ``csrc/fps.cpp`` for the definition; the reference backend computes
+    the same indices.
+    """
+    _register()
+    return torch.ops.torchsample.farthest_point_sample(
+        points, lengths, n_samples, start_indices, initial_distances
+    )
+
+
 _CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
@@ -408,7 +429,11 @@ def _setup_backward_context(ctx, inputs, output):
     ctx.output_mask = tuple(output_mask)
 
 
-_AccumulateGrad = torch._C._functions.AccumulateGrad
+# Private autograd-engine queries with no public equivalent: which nodes the
+# running backward pass will execute.  A torch without them gets the static
+# mask, which is correct, only slower for losses on the grid gradient alone.
+_AccumulateGrad = getattr(getattr(torch._C, "_functions", None), "AccumulateGrad", None)
+_will_engine_execute_node = getattr(torch._C, "_will_engine_execute_node", None)
 
 
 def _output_mask(ctx, count: int) -> list[bool]:
@@ -421,11 +446,11 @@ def _output_mask(ctx, count: int) -> list[bool]:
     ``torch.autograd.grad``); traced graphs keep the static mask.
     """
     mask = list(ctx.needs_input_grad[:count])
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or None in (_AccumulateGrad, _will_engine_execute_node):
         return mask
     for i, (node, _) in enumerate(ctx.next_functions[:count]):
         if mask[i] and node is not None and not isinstance(node, _AccumulateGrad):
-            mask[i] = torch._C._will_engine_execute_node(node)
+            mask[i] = _will_engine_execute_node(node)
     return mask
 
 

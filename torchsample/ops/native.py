@@ -17,6 +17,10 @@ def unsupported_reason(input, grid, mode, padding_mode, align_corners, smoothste
     return None
 
 
+def unsupported_fps_reason(points) -> str | None:
+    return "torch has no farthest point sampling"
+
+
 def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
     return F.grid_sample(
         input, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners

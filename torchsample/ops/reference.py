@@ -1,4 +1,4 @@
-"""Reference backend: grid sampling written with plain PyTorch operations.
+"""Reference backend: grid sampling (and FPS) written with plain PyTorch operations.
 
 It is slow and memory hungry, but every step is an ordinary differentiable
 tensor operation, so autograd differentiates it to any order. It is the
@@ -176,3 +176,41 @@ def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
         zero = torch.nan_to_num(coords * 0, nan=0.0).sum(-1)
         out = out + zero.unsqueeze(1)
     return out.reshape(n, c, *points_shape)
+
+
+def unsupported_fps_reason(points) -> str | None:
+    return None
+
+
+def farthest_point_sample(points, lengths, n_samples, start_indices, initial_distances=None):
+    """Farthest point sampling by brute force: one step per sample, vectorized over the batch
+    and the points (arguments already checked).
+
+    The same definition as the kernels: running distances start at
+    ``initial_distances`` (or +inf) and take the minimum with the squared distance to
+    each new sample; a sampled point's distance becomes -1 so it is never picked
+    again; the next sample is the first point of largest distance.
+    """
+    batch, n, _ = points.shape
+    arange = torch.arange(batch, device=points.device)
+    if initial_distances is None:
+        distance = torch.full((batch, n), torch.inf, dtype=points.dtype, device=points.device)
+    else:
+        distance = initial_distances.clone()
+    padding = torch.arange(n, device=points.device) >= lengths[:, None]
+    distance[padding] = -torch.inf
+    # Padding may hold anything, NaN included; zeros keep its distances at -inf.
+    points = points.masked_fill(padding[..., None], 0)
+    indices = torch.empty((batch, n_samples), dtype=torch.long, device=points.device)
+    indices[:, 0] = start_indices
+    x, y, z = points.unbind(-1)
+    for k in range(1, n_samples):
+        sample = points[arange, indices[:, k - 1]]
+        distance[arange, indices[:, k - 1]] = -1
+        dx = x - sample[:, 0:1]
+        dy = y - sample[:, 1:2]
+        dz = z - sample[:, 2:3]
+        # Same operation order as the kernels, so the distances agree bit for bit.
+        torch.minimum(distance, dx * dx + dy * dy + dz * dz, out=distance)
+        indices[:, k] = distance.argmax(dim=1)
+    return indices

@@ -1,4 +1,4 @@
-"""Farthest point sampling: compiled kernel, PyTorch fallback, seeded variant."""
+"""Farthest point sampling and its seeded variant (backends in torchsample.ops)."""
 
 from __future__ import annotations
 
@@ -6,64 +6,9 @@ import torch
 
 from .._checks import check_positive_int, describe
 from .._nobatch import with_nobatch
+from ..ops import farthest_point_indices
 from ._knn import knn
 from ._validate import check_cloud, check_lengths
-
-
-def _compiled_op():
-    """The extension's op, or None when the extension cannot be built."""
-    from ..ops import compiled
-
-    if compiled.unavailable_reason() is not None:
-        return None
-    return torch.ops.torchsample.farthest_point_sample.default
-
-
-def _has_kernel(device: torch.device) -> bool:
-    """Whether the compiled op has kernels for ``device``, as the extension's build recorded."""
-    from ..ops import compiled
-
-    return device.type in ("cpu", "cuda") and compiled.unavailable_reason(device.type) is None
-
-
-def _fps_reference(points, lengths, n_samples, start_indices, initial_distances=None):
-    """Brute force, one step per sample, vectorized over the batch and the points.
-
-    The same definition as the kernels: running distances start at
-    ``initial_distances`` (or +inf) and take the minimum with the squared distance to
-    each new sample; a sampled point's distance becomes -1 so it is never picked
-    again; the next sample is the first point of largest distance.
-    """
-    batch, n, _ = points.shape
-    arange = torch.arange(batch, device=points.device)
-    if initial_distances is None:
-        distance = torch.full((batch, n), torch.inf, dtype=points.dtype, device=points.device)
-    else:
-        distance = initial_distances.clone()
-    padding = torch.arange(n, device=points.device) >= lengths[:, None]
-    distance[padding] = -torch.inf
-    # Padding may hold anything, NaN included; zeros keep its distances at -inf.
-    points = points.masked_fill(padding[..., None], 0)
-    indices = torch.empty((batch, n_samples), dtype=torch.long, device=points.device)
-    indices[:, 0] = start_indices
-    x, y, z = points.unbind(-1)
-    for k in range(1, n_samples):
-        sample = points[arange, indices[:, k - 1]]
-        distance[arange, indices[:, k - 1]] = -1
-        dx = x - sample[:, 0:1]
-        dy = y - sample[:, 1:2]
-        dz = z - sample[:, 2:3]
-        # Same operation order as the kernels, so the distances agree bit for bit.
-        torch.minimum(distance, dx * dx + dy * dy + dz * dz, out=distance)
-        indices[:, k] = distance.argmax(dim=1)
-    return indices
-
-
-def _fps_indices(points, lengths, n_samples, start_indices, initial_distances=None):
-    """Indices of farthest point sampling, by the compiled op where it exists."""
-    if _has_kernel(points.device):
-        return _compiled_op()(points, lengths, n_samples, start_indices, initial_distances)
-    return _fps_reference(points, lengths, n_samples, start_indices, initial_distances)
 
 
 def _working_precision(points: torch.Tensor) -> torch.Tensor:
@@ -163,7 +108,7 @@ def farthest_point_sample(
     lengths = check_lengths(lengths, points)
     n_samples = _check_n_samples(n_samples, lengths)
     starts = _start_indices(start_index, lengths)
-    indices = _fps_indices(_working_precision(points), lengths, n_samples, starts)
+    indices = farthest_point_indices(_working_precision(points), lengths, n_samples, starts)
     return _gather(points, indices), indices
 
 
@@ -183,4 +128,4 @@ def _fps_from_seeds(points: torch.Tensor, seeds: torch.Tensor, n_samples: int) -
     initial, _ = knn(points, _gather(points, seeds), 1)
     initial = initial[..., 0].scatter(1, seeds, -1.0)
     starts = initial.argmax(dim=1)
-    return _fps_indices(points, lengths, n_samples, starts, initial.contiguous())
+    return farthest_point_indices(points, lengths, n_samples, starts, initial.contiguous())
