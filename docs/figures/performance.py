@@ -18,12 +18,24 @@ matplotlib.use("Agg")  # headless builds; must come before pyplot is imported
 import matplotlib.pyplot as plt
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-WORKLOADS = {
+WORKLOADS = {  # in the order the page shows them; unknown workloads follow by name
+    "train_forward": "Training loop: forward",
+    "train_step": "Training loop: forward + loss.backward()",
+    "sdf_step": "Training loop: SDF step",
     "forward": "Forward",
     "forward_backward": "Forward + backward",
     "eikonal": "Eikonal step (double backward)",
 }
 WORKLOAD_NOTES = {
+    "train_forward": (
+        "the call on a contiguous channels-first map and points that require grad "
+        "(the graph is built, then dropped)."
+    ),
+    "train_step": "the call, then ``loss.backward()`` into ``.grad`` of the map and the points.",
+    "sdf_step": (
+        "a data term on the output plus an eikonal term on its gradient with respect "
+        "to the points, then one ``loss.backward()``."
+    ),
     "forward": "one call without autograd.",
     "forward_backward": (
         "the call, then the gradients with respect to the map and the points "
@@ -117,15 +129,15 @@ def _ratio(other, mine):
     return "same"
 
 
-def _comparison(by_backend, baseline):
-    """Compiled against the baseline where it served the case, else against reference."""
-    compiled = by_backend.get("compiled")
-    if not _ok(compiled):
+def _comparison(by_backend, baseline, backend="compiled"):
+    """A backend against the baseline where it served the case, else against reference."""
+    mine = by_backend.get(backend)
+    if not _ok(mine):
         return ""
     for other in (baseline, "reference"):
         row = by_backend.get(other)
         if _ok(row):
-            text = _ratio(row["time_s"], compiled["time_s"])
+            text = _ratio(row["time_s"], mine["time_s"])
             return text if other == baseline else f"{text} than {other}"
     return ""
 
@@ -187,11 +199,13 @@ def _plot(cases_rows, cases, baseline, title, path):
 def _section(path, payload, backends, rows, outdir):
     machine, settings = payload["machine"], payload["settings"]
     baseline = settings["baseline"]
-    backends = sorted(backends, key=lambda b: (b != baseline, b != "compiled", b))
+    order = {baseline: 0, "compiled": 1, "auto": 2, "reference": 3}
+    backends = sorted(backends, key=lambda b: (order.get(b, 4), b))
+    compared = [b for b in ("compiled", "auto") if b in backends]
     cases = payload.get("cases", {})
     device = DEVICE_NAMES.get(settings["device"], settings["device"])
-    title = f"All results: {device}"
-    lines = [title, "-" * len(title), ""]
+    title = f"All results: {device}, {settings['threads']} threads"
+    lines = [f".. _results-{path.stem}:", "", title, "-" * len(title), ""]
     processor = machine.get("gpu_name") or machine["cpu_model"]
     lines += [
         (
@@ -205,18 +219,23 @@ def _section(path, payload, backends, rows, outdir):
             "Each time is the median over the rounds, with the interquartile range "
             "(IQR) under it. Peak extra memory is in MiB, for "
             + " / ".join(f"``{b}``" for b in backends)
-            + f". The last column compares ``compiled`` with ``{baseline}`` "
-            "(``F.grid_sample``), or with ``reference`` where "
+            + ". The last columns compare "
+            + " and ".join(f"``{b}``" for b in compared)
+            + f" with ``{baseline}`` (``F.grid_sample``), or with ``reference`` where "
             f"``{baseline}`` cannot serve the case (smoothstep)."
+            + (" ``auto`` is :func:`torchsample.grid_sample` with its dispatch, "
+               "what a user gets." if "auto" in backends else "")
         ),
         "",
     ]
-    for workload, name in WORKLOADS.items():
-        by_case = rows.get(workload)
-        if not by_case:
-            continue
+    workloads = [w for w in WORKLOADS if w in rows] + sorted(set(rows) - set(WORKLOADS))
+    for workload in workloads:
+        by_case = rows[workload]
+        name = WORKLOADS.get(workload, workload)
         ordered = sorted(by_case.items(), key=lambda item: _sort_key(item[0], cases))
-        lines += [name, "~" * len(name), "", f"{name}: {WORKLOAD_NOTES[workload]}", ""]
+        lines += [f".. _results-{path.stem}-{workload}:", "", name, "~" * len(name), ""]
+        if workload in WORKLOAD_NOTES:
+            lines += [f"{name}: {WORKLOAD_NOTES[workload]}", ""]
         image = outdir / f"performance-{path.stem}-{workload}.png"
         if _plot(ordered, cases, baseline, f"{name}, {device}", image):
             lines += [
@@ -237,14 +256,13 @@ def _section(path, payload, backends, rows, outdir):
             "   * - case",
         ]
         lines += [f"     - {b}" for b in backends]
-        lines += ["     - peak extra memory (MiB)", f"     - compiled vs {baseline}"]
+        lines += ["     - peak extra memory (MiB)"]
+        lines += [f"     - {b} vs {baseline}" for b in compared]
         for case, by_backend in ordered:
             lines += [f"   * - {_case_label(case, cases)}"]
             lines += [f"     - {_time_cell(by_backend.get(b))}" for b in backends]
-            lines += [
-                f"     - {_memory_cell(by_backend, backends)}",
-                f"     - {_comparison(by_backend, baseline)}",
-            ]
+            lines += [f"     - {_memory_cell(by_backend, backends)}"]
+            lines += [f"     - {_comparison(by_backend, baseline, b)}" for b in compared]
         lines += [""]
     return lines
 
