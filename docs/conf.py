@@ -64,9 +64,12 @@ html_css_files = ["custom.css"]
 autosummary_generate = True
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_member_order = "bysource"
-# The numpydoc sections carry the types; autodoc adding them again gave every
-# function both a "Returns" and a "Return type" section.
-autodoc_typehints = "none"
+# The numpydoc sections carry the types. autodoc adds a type from the
+# annotations only to a documented parameter whose docstring gives none (such
+# as "device, dtype"), and never a "Return type" section: the "Returns"
+# section already names the type (see _drop_return_annotations).
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
 autodoc_inherit_docstrings = False
 # The stub pages are titled with short names; the signature under the title
 # shows the full import path.
@@ -131,6 +134,31 @@ def _find_source(app, modname):
     return analyzer.code, tags
 
 
+def _drop_return_annotations(app, domain, objtype, contentnode):
+    """Forget return annotations before autodoc merges type hints into descriptions.
+
+    Runs before autodoc's own handler of the same event (lower priority
+    number), so that a function gets one "Returns" section, not also a
+    "Return type" one.
+    """
+    try:
+        signature = contentnode.parent[0]
+        module, name = signature.get("module"), signature["fullname"]
+    except (IndexError, KeyError, TypeError):
+        return
+    fullname = f"{module}.{name}" if module else name
+    document = getattr(app.env, "current_document", None)  # Sphinx 8.2 and later
+    recorded = (
+        document.autodoc_annotations
+        if document is not None
+        else app.env.temp_data.get("annotations", {})
+    )
+    annotations = recorded.get(fullname)
+    if annotations:
+        annotations.pop("return", None)
+
+
 def setup(app):
     app.connect("builder-inited", _make_figures)
+    app.connect("object-description-transform", _drop_return_annotations, priority=400)
     app.connect("viewcode-find-source", _find_source)
