@@ -1,4 +1,7 @@
-// CPU kernels of the grid-sample ops.
+// CPU kernels of the grid-sample ops.  Beside this file: the order points
+// are visited in (point_order.h), the loops over a point's channels
+// (channel_math.h), huge-page advice for large buffers (huge_pages.h) and
+// the channels_last_copy op (channels_last_copy.cpp).
 //
 // Gathers (the forward pass, and gradients with respect to the grid alone)
 // run over points in order, in tiles (see for_each_tile).  Passes that
@@ -21,48 +24,12 @@
 
 #include "../grid_sample.h"
 #include "../grid_sample_host.h"
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
+#include "channel_math.h"
+#include "huge_pages.h"
+#include "point_order.h"
 
 namespace torchsample {
 namespace {
-
-// Returns `t`, a fresh buffer, after advising Linux to back it with
-// transparent huge pages.  Buffers of megabytes are often fresh memory from
-// the system, and first touching them costs one page fault per 4 KiB: for a
-// 56 MB volume, about as long as a pass over it.  Where huge pages are
-// granted on request, one fault maps 2 MiB, and random reads and writes
-// into the buffer miss the TLB less.  Advice only: where it is refused, the
-// buffer keeps small pages.
-at::Tensor on_huge_pages(at::Tensor t) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t kHugePage = uintptr_t(1) << 21;
-  const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const uintptr_t first = (begin + kHugePage - 1) & ~(kHugePage - 1);
-  const uintptr_t last = (begin + t.nbytes()) & ~(kHugePage - 1);
-  if (last > first) {
-    madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-  }
-#endif
-  return t;
-}
-
-// Points per parallel chunk: waking threads costs more than small work
-// (about at::internal::GRAIN_SIZE channel reads per chunk).
-int64_t point_grain(int64_t channels) {
-  return std::max<int64_t>(1, at::internal::GRAIN_SIZE / 4 / std::max<int64_t>(channels, 1));
-}
-
-// Runs body(begin, end) over ranges of the flattened (batch, point) index.
-template <typename F>
-void for_each_range(int64_t total, int64_t channels, const F& body) {
-  if (total == 0) {
-    return;
-  }
-  at::parallel_for(0, total, point_grain(channels), body);
-}
 
 // Calls body(std::integral_constant<int, DIMS>) for the input's number of
 // spatial dimensions, so that kernels unroll their loops over axes.
@@ -72,235 +39,6 @@ void with_dims(const Geometry& geo, const F& body) {
     body(std::integral_constant<int, 2>());
   } else {
     body(std::integral_constant<int, 3>());
-  }
-}
-
-// Outputs and incoming gradients are (b, c, p): the channels of one point
-// lie P elements apart, and for P a power of two all of them map to the
-// same cache set.  Kernels therefore stage kTile points at a time in a
-// point-major buffer and move whole rows of kTile points in or out.
-constexpr int64_t kTile = 32;
-
-// Runs body(i0, n, p0, size) over tiles of at most kTile consecutive points
-// of [begin, end) that stay within one batch element.
-template <typename F>
-void for_each_tile(int64_t begin, int64_t end, int64_t P, const F& body) {
-  for (int64_t i = begin; i < end;) {
-    const int64_t n = i / P, p = i - n * P;
-    const int64_t size = std::min({kTile, end - i, P - p});
-    body(i, n, p, size);
-    i += size;
-  }
-}
-
-// tile[j * C + c] = src[c * channel_stride + j * point_stride] for j < size.
-template <typename scalar_t, typename T>
-void load_tile(const scalar_t* src, int64_t channel_stride, int64_t point_stride, int64_t size,
-               int64_t C, T* tile) {
-  for (int64_t c = 0; c < C; ++c) {
-    const scalar_t* row = src + c * channel_stride;
-    for (int64_t j = 0; j < size; ++j) {
-      tile[j * C + c] = static_cast<T>(row[j * point_stride]);
-    }
-  }
-}
-
-// dst[c * channel_stride + j] = tile[j * C + c] for j < size.
-template <typename scalar_t, typename T>
-void store_tile(const T* tile, int64_t size, int64_t C, int64_t channel_stride, scalar_t* dst) {
-  for (int64_t c = 0; c < C; ++c) {
-    scalar_t* row = dst + c * channel_stride;
-    for (int64_t j = 0; j < size; ++j) {
-      row[j] = static_cast<scalar_t>(tile[j * C + c]);
-    }
-  }
-}
-
-// Points grouped for race-free scatters into an input-shaped buffer.  The
-// slowest input axis (y or z) is cut into slabs at least kMaxSpan indices
-// thick, and each point goes to the slab of its lowest tap along that axis.
-// A point's taps span fewer than kMaxSpan indices there, so the points of
-// slab s write only into slabs s and s + 1: all even slabs can be processed
-// at once, then all odd ones.  Points whose taps spread wider (bicubic
-// reflection of coordinates too large for float spacing) are kept aside
-// and processed by one thread at the end.
-constexpr int64_t kMaxSpan = 4;
-
-struct Buckets {
-  int64_t batches = 0;
-  int64_t slabs = 1;               // per batch element
-  int64_t thickness = 0;           // indices along the slowest axis per slab
-  std::vector<int64_t> start;      // bucket b holds order[start[b], start[b + 1])
-  std::vector<int64_t> order;      // flattened (batch, point) indices
-  std::vector<int64_t> wide;
-};
-
-// Lowest and highest tap index of one point along the slowest axis; false
-// when the point has no tap inside the input.
-template <typename T>
-bool slow_tap_range(const T* coord, const Geometry& geo, int64_t* lowest, int64_t* highest) {
-  const int axis = geo.dims - 1;
-  AxisTaps<T> taps;
-  axis_taps(coord[axis], geo.size[axis], geo, &taps);
-  if (taps.size == 0) {
-    return false;
-  }
-  *lowest = *highest = taps.index[0];
-  for (int k = 1; k < taps.size; ++k) {
-    *lowest = std::min(*lowest, taps.index[k]);
-    *highest = std::max(*highest, taps.index[k]);
-  }
-  return true;
-}
-
-template <typename scalar_t, typename T>
-Buckets make_buckets(const scalar_t* grid, int64_t N, int64_t P, const Geometry& geo) {
-  Buckets b;
-  b.batches = N;
-  const int64_t extent = geo.size[geo.dims - 1];
-  // As thin as allowed: the taps of one slab's points then stay within a few
-  // megabytes of the input and of its gradient, which the TLB and the last
-  // level cache hold, where points in input order touch every page.
-  b.slabs = std::max<int64_t>(1, extent / kMaxSpan);
-  b.thickness = (extent + b.slabs - 1) / b.slabs;
-  // Bucket of each point, or -1 for the wide ones.  Points without taps
-  // scatter nothing; slab 0 takes them.
-  std::vector<int32_t> bucket(N * P);
-  for_each_range(N * P, 1, [&](int64_t begin, int64_t end) {
-    T coord[3];
-    int64_t lowest, highest;
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t first = (i / P) * b.slabs;
-      load_coord(grid + i * geo.dims, geo.dims, coord);
-      if (!slow_tap_range(coord, geo, &lowest, &highest)) {
-        bucket[i] = static_cast<int32_t>(first);
-      } else if (b.slabs > 1 && highest - lowest >= b.thickness) {
-        bucket[i] = -1;
-      } else {
-        bucket[i] = static_cast<int32_t>(first + lowest / b.thickness);
-      }
-    }
-  });
-  // Counting sort, stable in the point index.
-  b.start.assign(N * b.slabs + 1, 0);
-  for (const int32_t k : bucket) {
-    ++b.start[k + 1];
-  }
-  for (size_t k = 1; k < b.start.size(); ++k) {
-    b.start[k] += b.start[k - 1];
-  }
-  // Wide points (key -1) sort first: they go to their own list instead.
-  const int64_t wide = b.start[0];
-  b.wide.reserve(wide);
-  b.order.resize(N * P - wide);
-  std::vector<int64_t> next(b.start.begin(), b.start.end() - 1);
-  for (int64_t i = 0; i < N * P; ++i) {
-    if (bucket[i] >= 0) {
-      b.order[next[bucket[i]]++ - wide] = i;
-    } else {
-      b.wide.push_back(i);
-    }
-  }
-  for (int64_t& k : b.start) {
-    k -= wide;
-  }
-  return b;
-}
-
-// Runs body(batch, slab, indices, count) on lists of points: every bucket of
-// one parity, in parallel, then the other parity, then the wide points
-// (batch and slab -1).
-template <typename F>
-void for_each_bucket(const Buckets& b, const F& body) {
-  for (int64_t parity = 0; parity < 2; ++parity) {
-    const int64_t per_batch = (b.slabs + 1 - parity) / 2;
-    if (per_batch == 0) {
-      continue;
-    }
-    at::parallel_for(0, b.batches * per_batch, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t j = begin; j < end; ++j) {
-        const int64_t batch = j / per_batch, slab = 2 * (j % per_batch) + parity;
-        const int64_t bucket = batch * b.slabs + slab;
-        body(batch, slab, b.order.data() + b.start[bucket],
-             b.start[bucket + 1] - b.start[bucket]);
-      }
-    });
-  }
-  body(int64_t(-1), int64_t(-1), b.wide.data(), static_cast<int64_t>(b.wide.size()));
-}
-
-// dst[c] += sum_k w[k] * src[offset[k] + c * stride] for every channel.
-// Contiguous channels go in blocks that stay in registers across all taps:
-// adding tap after tap into dst would chain every addition through a store
-// and a reload.
-template <typename scalar_t, typename T>
-inline void sum_taps(int taps, const T* w, const int64_t* offset, const scalar_t* src,
-                     int64_t stride, int64_t count, T* dst) {
-  constexpr int64_t kBlock = 16;
-  int64_t c = 0;
-  if (stride == 1) {
-    for (; c + kBlock <= count; c += kBlock) {
-      T acc[kBlock];
-      for (int64_t j = 0; j < kBlock; ++j) {
-        acc[j] = dst[c + j];
-      }
-      for (int k = 0; k < taps; ++k) {
-        const scalar_t* row = src + offset[k] + c;
-        for (int64_t j = 0; j < kBlock; ++j) {
-          acc[j] += w[k] * static_cast<T>(row[j]);
-        }
-      }
-      for (int64_t j = 0; j < kBlock; ++j) {
-        dst[c + j] = acc[j];
-      }
-    }
-  }
-  for (; c < count; ++c) {
-    T acc = dst[c];
-    for (int k = 0; k < taps; ++k) {
-      acc += w[k] * static_cast<T>(src[offset[k] + c * stride]);
-    }
-    dst[c] = acc;
-  }
-}
-
-// sum_c a[c] * src[c * stride].  Summed in kLanes partial sums: a single
-// running sum is a chain of dependent additions the compiler may not
-// reorder, so it would not vectorize.
-constexpr int64_t kLanes = 8;
-
-template <typename scalar_t, typename T>
-inline T dot_channels(const T* a, const scalar_t* src, int64_t stride, int64_t count) {
-  T part[kLanes] = {};
-  int64_t c = 0;
-  if (stride == 1) {
-    for (; c + kLanes <= count; c += kLanes) {
-      for (int64_t j = 0; j < kLanes; ++j) {
-        part[j] += a[c + j] * static_cast<T>(src[c + j]);
-      }
-    }
-  }
-  for (; c < count; ++c) {
-    part[0] += a[c] * static_cast<T>(src[c * stride]);
-  }
-  T sum = 0;
-  for (int64_t j = 0; j < kLanes; ++j) {
-    sum += part[j];
-  }
-  return sum;
-}
-
-// dst[c * stride] += w * a[c].
-template <typename T>
-inline void scatter_channels(T w, const T* a, int64_t stride, int64_t count, T* dst) {
-  if (stride == 1) {
-    for (int64_t c = 0; c < count; ++c) {
-      dst[c] += w * a[c];
-    }
-  } else {
-    for (int64_t c = 0; c < count; ++c) {
-      dst[c * stride] += w * a[c];
-    }
   }
 }
 
@@ -655,57 +393,6 @@ at::Tensor scattered_gradient(const at::Tensor& input) {
   return on_huge_pages(at::empty_like(input, input.options().dtype(opmath_dtype(input))));
 }
 
-// dst[n][s][c] = src[n][c][s] for S positions and C channels per batch
-// element, in blocks of positions whose output (kBlock * C values) stays in
-// the L1 cache while C input rows stream through.  Element-wise strided
-// copying, which at::Tensor::copy_ does for this permutation, runs at about
-// half the memory bandwidth.
-template <typename element_t>
-void transpose_channels(const element_t* src, int64_t N, int64_t C, int64_t S, element_t* dst) {
-  constexpr int64_t kBlock = 64;
-  const int64_t blocks = (S + kBlock - 1) / kBlock;
-  at::parallel_for(0, N * blocks, std::max<int64_t>(1, 4096 / std::max<int64_t>(C, 1)),
-                   [&](int64_t begin, int64_t end) {
-                     for (int64_t b = begin; b < end; ++b) {
-                       const int64_t n = b / blocks, s0 = (b - n * blocks) * kBlock;
-                       const int64_t size = std::min(kBlock, S - s0);
-                       const element_t* in = src + n * C * S + s0;
-                       element_t* out = dst + (n * S + s0) * C;
-                       for (int64_t c = 0; c < C; ++c) {
-                         for (int64_t s = 0; s < size; ++s) {
-                           out[s * C + c] = in[c * S + s];
-                         }
-                       }
-                     }
-                   });
-}
-
-at::Tensor channels_last_copy_cpu(const at::Tensor& input) {
-  check_channels_last_copy_args(input);
-  const at::MemoryFormat format =
-      input.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::ChannelsLast3d;
-  at::Tensor output = on_huge_pages(at::empty_like(input, input.options(), format));
-  if (!input.is_contiguous() || output.numel() == 0) {
-    return output.copy_(input);
-  }
-  // Only bytes move: the element type matters by its size alone.
-  const int64_t N = input.size(0), C = input.size(1), S = input.numel() / std::max<int64_t>(N * C, 1);
-  const void* src = input.const_data_ptr();
-  void* dst = output.mutable_data_ptr();
-  auto transpose_as = [&](auto element) {
-    using element_t = decltype(element);
-    transpose_channels(static_cast<const element_t*>(src), N, C, S, static_cast<element_t*>(dst));
-  };
-  switch (input.element_size()) {
-    case 1: transpose_as(uint8_t{}); break;
-    case 2: transpose_as(uint16_t{}); break;
-    case 4: transpose_as(uint32_t{}); break;
-    case 8: transpose_as(uint64_t{}); break;
-    default: output.copy_(input);
-  }
-  return output;
-}
-
 at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid,
                            int64_t interpolation, int64_t padding, bool align_corners,
                            bool smoothstep) {
@@ -819,7 +506,6 @@ TORCH_LIBRARY_IMPL(torchsample, CPU, m) {
   m.impl("grid_sample", &grid_sample_cpu);
   m.impl("grid_sample_backward", &grid_sample_backward_cpu);
   m.impl("grid_sample_double_backward", &grid_sample_double_backward_cpu);
-  m.impl("channels_last_copy", &channels_last_copy_cpu);
 }
 
 }  // namespace torchsample
