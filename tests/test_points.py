@@ -157,6 +157,22 @@ def test_fps_errors():
         farthest_point_sample(points, 2.0)
     with pytest.raises(TypeError, match="floating-point"):
         farthest_point_sample(points.long(), 2)
+    with pytest.raises(TypeError, match="start_index must have an integer dtype"):
+        farthest_point_sample(points, 2, start_index=torch.tensor([2.7, 0.0]))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_fps_and_nn_matching_reject_non_finite_points(bad):
+    # NaN distances compare false both ways: points were picked twice.
+    points = torch.rand(2, 10, 3)
+    points[1, 4, 2] = bad
+    with pytest.raises(ValueError, match="points must be finite, got .* at point 4 of cloud 1"):
+        farthest_point_sample(points, 6)
+    with pytest.raises(ValueError, match="points must be finite"):
+        nn_matching(points, torch.zeros(2, 3, dtype=torch.long), 6)
+    # Padding past a cloud's length may hold anything.
+    _, indices = farthest_point_sample(points, 4, lengths=torch.tensor([10, 4]))
+    assert all(len(set(row.tolist())) == 4 for row in indices)
 
 
 # ---------------------------------------------------------------- random sampling

@@ -29,6 +29,19 @@ def _check_n_samples(n_samples: object, lengths: torch.Tensor) -> int:
     return n_samples
 
 
+def _check_finite(name: str, points: torch.Tensor, lengths: torch.Tensor) -> None:
+    """The valid points are finite: a NaN or infinite coordinate makes distances NaN,
+    which compare false both ways, and the search would then pick points again."""
+    valid = torch.arange(points.shape[1], device=points.device) < lengths[:, None]
+    bad = ~torch.isfinite(points).all(dim=-1) & valid
+    if bool(bad.any()):
+        cloud, point = (int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"{name} must be finite, got {points[cloud, point].tolist()} at point {point} "
+            f"of cloud {cloud}"
+        )
+
+
 def _start_indices(start_index: object, lengths: torch.Tensor) -> torch.Tensor:
     if isinstance(start_index, torch.Tensor):
         if start_index.dim() != 1 or start_index.shape[0] != lengths.shape[0]:
@@ -36,6 +49,13 @@ def _start_indices(start_index: object, lengths: torch.Tensor) -> torch.Tensor:
                 f"start_index must be an int or have shape ({lengths.shape[0]},), one per "
                 f"cloud, got {describe(start_index)}"
             )
+        if (
+            start_index.is_floating_point()
+            or start_index.is_complex()
+            or (start_index.dtype == torch.bool)
+        ):
+            # Casting would truncate 2.7 to 2 without a word.
+            raise TypeError(f"start_index must have an integer dtype, got {describe(start_index)}")
         starts = start_index.to(device=lengths.device, dtype=torch.long)
     elif isinstance(start_index, int) and not isinstance(start_index, bool):
         starts = torch.full_like(lengths, start_index)
@@ -106,6 +126,7 @@ def farthest_point_sample(
     """
     points = check_cloud("points", points)
     lengths = check_lengths(lengths, points)
+    _check_finite("points", points, lengths)
     n_samples = _check_n_samples(n_samples, lengths)
     starts = _start_indices(start_index, lengths)
     indices = farthest_point_indices(_working_precision(points), lengths, n_samples, starts)
@@ -125,6 +146,7 @@ def _fps_from_seeds(points: torch.Tensor, seeds: torch.Tensor, n_samples: int) -
     """
     points = _working_precision(points)
     lengths = check_lengths(None, points)
+    _check_finite("points", points, lengths)
     initial, _ = knn(points, _gather(points, seeds), 1)
     initial = initial[..., 0].scatter(1, seeds, -1.0)
     starts = initial.argmax(dim=1)
