@@ -9,6 +9,8 @@ under AddressSanitizer) or silently returns garbage.  Each case runs eagerly
 in torchsample/ops/compiled.py), which must reject it with the same message.
 """
 
+import contextlib
+
 import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -234,26 +236,50 @@ def test_kernels_reject_mismatched_arguments(call, message):
         call()
 
 
-def _on_fake_tensors(call):
-    """Run ``call`` with each of its tensors (bound in the closure) made fake."""
-    mode = FakeTensorMode()
+def _with_converted_tensors(call, convert, context=None):
+    """Run ``call`` with each tensor bound in its closure replaced by ``convert(tensor)``."""
     cells = call.__closure__ or ()
     originals = [cell.cell_contents for cell in cells]
     try:
         for cell in cells:
             if isinstance(cell.cell_contents, torch.Tensor):
-                cell.cell_contents = mode.from_tensor(cell.cell_contents)
-        with mode:
+                cell.cell_contents = convert(cell.cell_contents)
+        with context or contextlib.nullcontext():
             return call()
     finally:
         for cell, original in zip(cells, originals):
             cell.cell_contents = original
 
 
+def _on_fake_tensors(call):
+    mode = FakeTensorMode()
+    return _with_converted_tensors(call, mode.from_tensor, mode)
+
+
 @pytest.mark.parametrize("call,message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_fakes_reject_mismatched_arguments(call, message):
     with pytest.raises(RuntimeError, match=message):
         _on_fake_tensors(call)
+
+
+# channels_last_copy has CPU kernels only.
+CUDA_CASES = [c for c in CASES + VALUE_CASES if not c[0].startswith("clc-")]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize(
+    "call,message", [c[1:] for c in CUDA_CASES], ids=[c[0] for c in CUDA_CASES]
+)
+def test_cuda_kernels_reject_mismatched_arguments(call, message):
+    # The same calls with every CPU tensor on the GPU: the CUDA kernels share
+    # the checks (csrc/checks.h), FPS lengths and start indices included.
+    def to_gpu(t):
+        return t if t.device.type == "meta" else t.cuda()
+
+    with pytest.raises(RuntimeError, match=message.replace("on cpu", "on cuda:0")):
+        _with_converted_tensors(call, to_gpu)
+        torch.cuda.synchronize()
 
 
 def test_valid_calls_pass_both_checks():
