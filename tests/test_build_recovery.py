@@ -189,3 +189,19 @@ def test_killed_build_is_recovered_by_the_next_process(tmp_path):
     library = Path(second.stdout.split("library: ")[1].split()[0])
     assert library.parent == directory and library.stat().st_size > 0
     assert sorted(p.name for p in directory.iterdir()) == [library.name]
+
+
+@pytest.mark.slow
+def test_processes_starting_together_build_once(tmp_path):
+    env = {**os.environ, "TORCHSAMPLE_CACHE_DIR": str(tmp_path), "TORCHSAMPLE_EXTRA_CFLAGS": "-O0"}
+    build = [sys.executable, "-m", "torchsample.build"]
+    processes = [
+        subprocess.Popen(build, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    # One compiled while the other waited on the lock, then loaded its library.
+    assert sum("compiling the CPU extension" in err for _, err in outputs) == 1
+    libraries = {out.split("library: ")[1].split()[0] for out, _ in outputs}
+    assert len(libraries) == 1
