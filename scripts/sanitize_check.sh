@@ -24,7 +24,7 @@ export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:alloc_dealloc_mismatch=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
 python -m torchsample.build
-library=$(python -c "from torchsample import _extension; print(_extension.build_plan()['library'])")
+library=$(python -c "from torchsample import _extension; print(_extension.load())")
 # Proof that the kernels really are instrumented, not a cached normal build
 # (grep reads all of nm's output: with -q, pipefail would see SIGPIPE).
 if ! nm -D "$library" | grep "__asan_report\|__ubsan_handle" >/dev/null; then

@@ -92,6 +92,8 @@ def cuda_arch_list() -> str | None:
     configured = os.environ.get("TORCH_CUDA_ARCH_LIST", "").strip()
     if configured:
         return configured
+    # Querying capabilities initializes CUDA in this process; it happens only
+    # where CUDA kernels are built or loaded, that is, where CUDA is used.
     if torch.cuda.is_available():
         capabilities = {
             torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())
