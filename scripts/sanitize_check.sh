@@ -32,5 +32,6 @@ if ! nm -D "$library" | grep "__asan_report\|__ubsan_handle" >/dev/null; then
     exit 1
 fi
 python -m pytest -p no:cacheprovider -q tests/test_hostile.py tests/test_fuzz.py \
-    tests/test_compiled*.py tests/test_points.py tests/test_op_contracts.py "$@"
+    tests/test_compiled*.py tests/test_points.py tests/test_op_contracts.py \
+    tests/test_multires_op.py "$@"
 echo "sanitize_check: no memory or undefined-behaviour errors"

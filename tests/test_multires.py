@@ -6,7 +6,7 @@ from torch.func import functional_call
 
 import torchsample
 from torchsample.encoding import MultiResGrid
-from torchsample.encoding._multires import _cell_corners, _spatial_hash
+from torchsample.ops.reference import _cell_corners, _spatial_hash
 
 PRIMES = (1, 2654435761, 805459861)
 

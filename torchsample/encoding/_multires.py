@@ -3,10 +3,11 @@
 A stack of ``n_levels`` feature grids whose resolutions grow geometrically
 from ``base_resolution`` to ``max_resolution``. A query point is interpolated
 in every level and the per-level features are concatenated. Coarse levels are
-stored densely, as a feature map, and are sampled with
-:func:`torchsample.grid_sample`; fine levels, whose dense grid would exceed
+stored densely, as a feature map; fine levels, whose dense grid would exceed
 ``2**log2_hashmap_size`` vertices, store their vertex features in a hash table
-of that many entries instead.
+of that many entries instead. Every level is encoded in one compiled op
+(:func:`torchsample.ops.multires_encode`) where the extension is built, and
+level by level with PyTorch operations otherwise.
 
 Reference: T. Müller, A. Evans, C. Schied, A. Keller, "Instant Neural Graphics
 Primitives with a Multiresolution Hash Encoding", SIGGRAPH 2022.
@@ -14,9 +15,7 @@ Primitives with a Multiresolution Hash Encoding", SIGGRAPH 2022.
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -29,13 +28,10 @@ from .._checks import (
     check_tensor,
     describe,
 )
-from ..ops import grid_sample
+from ..ops import BackendChoice, multires_backend, multires_encode
+from ..ops.compiled_multires import accumulation_dtype
 
 __all__ = ["GridLevel", "MultiResGrid"]
-
-# Instant-NGP's per-axis hash primes; the first is 1 so that consecutive
-# vertices along x land in consecutive slots (cache friendly on the GPU).
-_HASH_PRIMES = (1, 2654435761, 805459861)
 
 
 class GridLevel(NamedTuple):
@@ -69,62 +65,6 @@ def _level_resolutions(n_levels: int, base: int, finest: int) -> list[int]:
     return [round(base * growth**level) for level in range(n_levels)]
 
 
-def _spatial_hash(indices: Sequence[torch.Tensor], table_size: int) -> torch.Tensor:
-    """Hash integer vertex indices to slots in ``[0, table_size)``.
-
-    ``indices`` holds one int64 tensor per axis, ``(i, j[, k])``; they
-    broadcast against each other. The slot is the ``xor`` over axes of
-    ``index * prime``, modulo the power-of-two table size. Instant-NGP computes
-    this in wrapping uint32 arithmetic; int64 products wrap too and agree in
-    the low 32 bits, so the slots are the same.
-    """
-    slot = indices[0] * _HASH_PRIMES[0]
-    for index, prime in zip(indices[1:], _HASH_PRIMES[1:]):
-        slot = slot ^ (index * prime)
-    return slot & (table_size - 1)
-
-
-def _cell_corners(
-    coords: torch.Tensor, resolution: int, smoothstep: bool
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Vertex indices and interpolation weights of the cell around each point.
-
-    Uses the convention of ``grid_sample(..., align_corners=True,
-    padding_mode="border")`` so that a hashed level interpolates exactly like
-    a dense one: coordinate -1 is vertex 0, +1 is vertex ``resolution - 1``,
-    and points outside [-1, 1] are clamped onto the border.
-
-    Returns, for ``coords`` ``(n, dims)``, the vertex indices of the
-    ``2**dims`` corners of each point's cell, one int64 tensor ``(n,
-    2**dims)`` per axis, and their weights ``(n, 2**dims)``, differentiable
-    twice in ``coords``. Corners are listed with x varying slowest.
-    """
-    dims = coords.shape[-1]
-    position = (coords + 1) * ((resolution - 1) / 2)
-    # As in grid_sample's border padding, a clamped coordinate gets no
-    # gradient, even one exactly on the border.
-    inside = (position > 0) & (position < resolution - 1)
-    position = torch.where(inside, position, position.detach().clamp(0, resolution - 1))
-    # The last vertex belongs to the last cell, so that +1 interpolates
-    # within the grid rather than reading one vertex past it.
-    cell = position.detach().floor().clamp(max=resolution - 2)
-    t = position - cell
-    if smoothstep:
-        t = t * t * (3 - 2 * t)
-    # offsets[k, a] is 1 where corner k takes the upper vertex along axis a.
-    offsets = torch.cartesian_prod(*[torch.arange(2, device=coords.device)] * dims)
-    lower = cell.long()
-    indices = [lower[:, axis, None] + offsets[:, axis] for axis in range(dims)]
-    # Selecting per-axis weights (rather than broadcasting them against each
-    # other) keeps the first and second backward passes free of reductions.
-    axis_weights = torch.stack([1 - t, t], dim=-1)
-    weights = functools.reduce(
-        torch.mul,
-        [axis_weights[:, axis].index_select(1, offsets[:, axis]) for axis in range(dims)],
-    )
-    return indices, weights
-
-
 class MultiResGrid(nn.Module):
     r"""Multi-resolution feature grid encoding (Instant-NGP), dense and hashed.
 
@@ -140,17 +80,23 @@ class MultiResGrid(nn.Module):
 
     **Dense levels.** While ``N_l ** dims <= 2**log2_hashmap_size`` the level
     is a parameter shaped like a feature map, ``(1, n_features, N_l, N_l)`` in
-    2D or ``(1, n_features, N_l, N_l, N_l)`` in 3D, sampled with
-    :func:`torchsample.grid_sample` (``align_corners=True``,
-    ``padding_mode="border"``), which takes the compiled kernels when they are
-    available.
+    2D or ``(1, n_features, N_l, N_l, N_l)`` in 3D, interpolated as
+    :func:`torchsample.grid_sample` would with ``align_corners=True`` and
+    ``padding_mode="border"``.
 
     **Hashed levels.** Finer levels store ``2**log2_hashmap_size`` feature
     vectors, ``(2**log2_hashmap_size, n_features)``. Vertex ``(i, j[, k])``
     reads slot ``(i * 1) xor (j * 2654435761) [xor (k * 805459861)] mod
-    2**log2_hashmap_size``. The same linear or smoothstep weights as in a dense
-    level are computed with PyTorch operations, so the level is
-    differentiable twice in both coordinates and features.
+    2**log2_hashmap_size``, with the same linear or smoothstep weights as in
+    a dense level.
+
+    **Backends.** The compiled op encodes every level in one pass over the
+    points, with analytic first derivatives (coordinates and tables) and the
+    second derivatives an eikonal loss needs; a third derivative raises an
+    error. Elsewhere (or with ``TORCHSAMPLE_BACKEND=reference``) each level is
+    computed with PyTorch operations, differentiable to any order, the dense
+    ones through :func:`torchsample.grid_sample`. Both give the same values;
+    :meth:`which_backend` says which one serves a call.
 
     **Hash collisions.** A hashed level has more vertices than slots, so at
     least ``N_l ** dims - 2**log2_hashmap_size`` vertices share a slot with
@@ -289,7 +235,7 @@ class MultiResGrid(nn.Module):
     def _is_hashed(self, table: torch.Tensor) -> bool:
         return table.dim() == 2
 
-    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+    def _points(self, coords: torch.Tensor) -> torch.Tensor:
         check_tensor("coords", coords)
         check_floating("coords", coords)
         if coords.dim() == 0 or coords.shape[-1] != self.dims:
@@ -298,34 +244,26 @@ class MultiResGrid(nn.Module):
                 f"{', z' if self.dims == 3 else ''}), got {describe(coords)}"
             )
         check_same_device(coords=coords, tables=self.tables[0])
-        points = coords.reshape(-1, self.dims).to(self.tables[0].dtype)
-        features = [
-            self._sample_hashed(table, resolution, points)
-            if self._is_hashed(table)
-            else self._sample_dense(table, points)
-            for resolution, table in zip(self.resolutions, self.tables)
-        ]
-        return torch.cat(features, dim=-1).reshape(*coords.shape[:-1], self.out_dims)
+        # Half tables interpolate with float32 coordinates and weights.
+        return coords.reshape(-1, self.dims).to(accumulation_dtype(self.tables[0].dtype))
 
-    def _sample_dense(self, grid: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        # Points as a (1, 1, n) or (1, 1, 1, n) "image" of coordinates.
-        sampled = grid_sample(
-            grid,
-            points.reshape((1,) * self.dims + points.shape),
-            mode="bilinear",
-            padding_mode="border",
-            align_corners=True,
-            smoothstep=self.smoothstep,
-        )
-        return sampled.reshape(self.n_features, -1).t()
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        points = self._points(coords)
+        features = multires_encode(points, list(self.tables), self.resolutions, self.smoothstep)
+        return features.reshape(*coords.shape[:-1], self.out_dims)
 
-    def _sample_hashed(
-        self, table: torch.Tensor, resolution: int, points: torch.Tensor
-    ) -> torch.Tensor:
-        indices, weights = _cell_corners(points, resolution, self.smoothstep)
-        slots = _spatial_hash(indices, table.shape[0])
-        corner_features = table[slots]
-        return (weights.unsqueeze(1) @ corner_features).squeeze(1)
+    def which_backend(self, coords: torch.Tensor) -> BackendChoice:
+        """Which backend encodes ``coords``, and why (as :func:`torchsample.which_backend`).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from torchsample.encoding import MultiResGrid
+        >>> encode = MultiResGrid(2, n_levels=2, max_resolution=32)
+        >>> encode.which_backend(torch.zeros(10, 2)).name in ("compiled", "native")
+        True
+        """
+        return multires_backend(self._points(coords), list(self.tables))
 
     def extra_repr(self) -> str:
         n_dense = sum(not level.hashed for level in self.levels)

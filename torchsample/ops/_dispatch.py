@@ -261,3 +261,33 @@ def farthest_point_indices(points, lengths, n_samples, start_indices, initial_di
     return BACKENDS[choice.name].farthest_point_sample(
         points, lengths, n_samples, start_indices, initial_distances
     )
+
+
+def multires_backend(coords: torch.Tensor, tables: list[torch.Tensor]) -> BackendChoice:
+    """Which backend :func:`multires_encode` uses for these tensors, and why."""
+    return _choose(
+        coords.device.type, lambda backend: backend.unsupported_multires_reason(coords, tables)
+    )
+
+
+def multires_encode(coords, tables, resolutions, smoothstep):
+    """Every level of a multi-resolution grid at ``coords``, by the first backend that serves it.
+
+    The arguments are those of the ``torchsample::multires_encode`` op (see
+    ``csrc/multires.cpp``), already checked by
+    :class:`torchsample.encoding.MultiResGrid`: ``coords`` ``(n, dims)`` in
+    the tables' accumulation dtype, one table per level, dense
+    ``(1, F, N, N[, N])`` or hashed ``(T, F)``. The compiled backend encodes
+    every level in one op; the others take the plain-PyTorch path.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchsample.ops import multires_encode
+    >>> dense = torch.arange(8.0).reshape(1, 2, 2, 2)  # 2 features on 2 x 2 vertices
+    >>> multires_encode(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), [dense], [2], False)
+    tensor([[0., 4.],
+            [3., 7.]])
+    """
+    choice = multires_backend(coords, tables)
+    return BACKENDS[choice.name].multires_encode(coords, tables, resolutions, smoothstep)

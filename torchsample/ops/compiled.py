@@ -19,6 +19,9 @@ import torch
 
 from torchsample import _extension
 
+# It uses this module's helpers at call time only, so the circular import is safe.
+from . import compiled_multires
+
 _INTERPOLATION = {"bilinear": 0, "nearest": 1, "bicubic": 2}
 _PADDING = {"zeros": 0, "border": 1, "reflection": 2}
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -129,6 +132,16 @@ def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
     return torch.ops.torchsample.grid_sample(
         input, grid, _INTERPOLATION[mode], _PADDING[padding_mode], align_corners, smoothstep
     )
+
+
+def unsupported_multires_reason(coords, tables) -> str | None:
+    """None when the compiled kernels can encode with these MultiResGrid tables, else why not."""
+    return compiled_multires.unsupported_reason(coords, tables)
+
+
+def multires_encode(coords, tables, resolutions, smoothstep):
+    """Every level of a MultiResGrid in one op (see :mod:`.compiled_multires`)."""
+    return compiled_multires.encode(coords, tables, resolutions, smoothstep)
 
 
 def unsupported_fps_reason(points) -> str | None:
@@ -445,10 +458,15 @@ def _output_mask(ctx, count: int) -> list[bool]:
     engine knows which nodes it will run (it cannot say for leaves during
     ``torch.autograd.grad``); traced graphs keep the static mask.
     """
-    mask = list(ctx.needs_input_grad[:count])
+    return _engine_mask(ctx, list(ctx.needs_input_grad[:count]))
+
+
+def _engine_mask(ctx, mask: list[bool]) -> list[bool]:
+    """``mask`` (one entry per differentiable input, lists flattened, in the
+    order of ``ctx.next_functions``) with the inputs the engine will not run off."""
     if torch.compiler.is_compiling() or None in (_AccumulateGrad, _will_engine_execute_node):
         return mask
-    for i, (node, _) in enumerate(ctx.next_functions[:count]):
+    for i, (node, _) in enumerate(ctx.next_functions[: len(mask)]):
         if mask[i] and node is not None and not isinstance(node, _AccumulateGrad):
             mask[i] = _will_engine_execute_node(node)
     return mask
@@ -521,4 +539,5 @@ def _register() -> None:
         torch.library.register_fake(library + "channels_last_copy", _fake_channels_last_copy)
         torch.library.register_autograd(library + "channels_last_copy", _channels_last_copy_grad)
         torch.library.register_fake(library + "farthest_point_sample", _fake_farthest_point_sample)
+        compiled_multires.register(library)
         _registered = True

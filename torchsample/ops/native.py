@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from . import reference
+
 
 def unavailable_reason(device_type: str = "cpu") -> str | None:
     return None
@@ -25,3 +27,13 @@ def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
     return F.grid_sample(
         input, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners
     )
+
+
+def unsupported_multires_reason(coords, tables) -> str | None:
+    return None
+
+
+# torch has no fused multi-resolution encoding: the plain-PyTorch path, whose
+# dense levels go through the dispatch and so through F.grid_sample when this
+# backend is forced.
+multires_encode = reference.multires_encode

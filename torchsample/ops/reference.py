@@ -214,3 +214,96 @@ def farthest_point_sample(points, lengths, n_samples, start_indices, initial_dis
         torch.minimum(distance, dx * dx + dy * dy + dz * dz, out=distance)
         indices[:, k] = distance.argmax(dim=1)
     return indices
+
+
+# --- multi-resolution grid encoding -------------------------------------------------
+
+# Instant-NGP's per-axis hash primes; the first is 1 so that consecutive
+# vertices along x land in consecutive slots (cache friendly on the GPU).
+_HASH_PRIMES = (1, 2654435761, 805459861)
+
+
+def unsupported_multires_reason(coords, tables) -> str | None:
+    return None
+
+
+def _spatial_hash(indices: list[torch.Tensor], table_size: int) -> torch.Tensor:
+    """Hash integer vertex indices to slots in ``[0, table_size)``.
+
+    ``indices`` holds one int64 tensor per axis, ``(i, j[, k])``; they
+    broadcast against each other. The slot is the ``xor`` over axes of
+    ``index * prime``, modulo the power-of-two table size. Instant-NGP computes
+    this in wrapping uint32 arithmetic; int64 products wrap too and agree in
+    the low 32 bits, so the slots are the same.
+    """
+    slot = indices[0] * _HASH_PRIMES[0]
+    for index, prime in zip(indices[1:], _HASH_PRIMES[1:]):
+        slot = slot ^ (index * prime)
+    return slot & (table_size - 1)
+
+
+def _cell_corners(
+    coords: torch.Tensor, resolution: int, smoothstep: bool
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Vertex indices and interpolation weights of the cell around each point.
+
+    Uses the convention of ``grid_sample(..., align_corners=True,
+    padding_mode="border")`` so that a hashed level interpolates exactly like
+    a dense one: coordinate -1 is vertex 0, +1 is vertex ``resolution - 1``,
+    and points outside [-1, 1] are clamped onto the border.
+
+    Returns, for ``coords`` ``(n, dims)``, the vertex indices of the
+    ``2**dims`` corners of each point's cell, one int64 tensor ``(n,
+    2**dims)`` per axis, and their weights ``(n, 2**dims)``, differentiable
+    to any order in ``coords``. Corners are listed with x varying slowest.
+    """
+    dims = coords.shape[-1]
+    position = (coords + 1) * ((resolution - 1) / 2)
+    # As in grid_sample's border padding, a clamped coordinate gets no
+    # gradient, even one exactly on the border.
+    inside = (position > 0) & (position < resolution - 1)
+    position = torch.where(inside, position, position.detach().clamp(0, resolution - 1))
+    # The last vertex belongs to the last cell, so that +1 interpolates
+    # within the grid rather than reading one vertex past it. NaN reads
+    # vertex 0 (with a NaN weight) rather than an arbitrary index.
+    cell = position.detach().nan_to_num(0.0).floor().clamp(max=resolution - 2)
+    t = position - cell
+    if smoothstep:
+        t = t * t * (3 - 2 * t)
+    # offsets[k, a] is 1 where corner k takes the upper vertex along axis a.
+    offsets = torch.cartesian_prod(*[torch.arange(2, device=coords.device)] * dims)
+    lower = cell.long()
+    indices = [lower[:, axis, None] + offsets[:, axis] for axis in range(dims)]
+    # Selecting per-axis weights (rather than broadcasting them against each
+    # other) keeps the first and second backward passes free of reductions.
+    axis_weights = torch.stack([1 - t, t], dim=-1)
+    weights = axis_weights[:, 0].index_select(1, offsets[:, 0])
+    for axis in range(1, dims):
+        weights = weights * axis_weights[:, axis].index_select(1, offsets[:, axis])
+    return indices, weights
+
+
+def multires_encode(coords, tables, resolutions, smoothstep):
+    """MultiResGrid's plain-PyTorch path: every level separately, concatenated.
+
+    Dense levels ``(1, F, N, N[, N])`` are sampled with
+    :func:`torchsample.grid_sample` (``align_corners=True``,
+    ``padding_mode="border"``), hashed levels ``(T, F)`` by gathering the
+    hashed corner rows and weighting them with :func:`_cell_corners`.
+    ``coords`` is ``(n, dims)``; the result ``(n, levels * F)``.
+    """
+    from ._dispatch import grid_sample  # the dispatch imports this module
+
+    dims = coords.shape[-1]
+    features = []
+    for table, resolution in zip(tables, resolutions):
+        if table.dim() == 2:
+            indices, weights = _cell_corners(coords, resolution, smoothstep)
+            corner_features = table[_spatial_hash(indices, table.shape[0])]
+            features.append((weights.unsqueeze(1) @ corner_features).squeeze(1))
+        else:
+            # Points as a (1, 1, n) or (1, 1, 1, n) "image" of coordinates.
+            grid = coords.reshape((1,) * dims + coords.shape)
+            sampled = grid_sample(table, grid, "bilinear", "border", True, smoothstep)
+            features.append(sampled.reshape(table.shape[1], -1).t())
+    return torch.cat(features, dim=-1)
