@@ -189,7 +189,13 @@ def main(argv=None) -> dict:
     for smoothstep in (False, True):
         net, seconds = train(smoothstep, args, device)
         name = "smoothstep" if smoothstep else "linear"
-        results[name] = {**evaluate(net, test_points, device), "train_seconds": seconds}
+        backend = net.encode.which_backend(test_points[:1].to(device)).name
+        results[name] = {
+            **evaluate(net, test_points, device),
+            "train_seconds": seconds,
+            "ms_per_step": seconds / args.steps * 1e3,
+            "encoding_backend": backend,
+        }
         sdf, grad = value_and_gradient(net, plane.to(device))
         error = results[name]["normal_error_deg_mean"]
         title = f"{name} interpolation\nmean normal error {error:.2f}°"
@@ -197,7 +203,8 @@ def main(argv=None) -> dict:
         print(f"{name:>10}: mean angular normal error {error:.2f} deg "
               f"(median {results[name]['normal_error_deg_median']:.2f}), "
               f"mean |SDF error| {results[name]['sdf_abs_error_mean']:.4f}, "
-              f"trained in {seconds:.0f} s")
+              f"trained in {seconds:.0f} s ({results[name]['ms_per_step']:.0f} ms per step, "
+              f"MultiResGrid on the {backend} backend)")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot(columns, args.out)
