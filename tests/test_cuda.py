@@ -60,8 +60,12 @@ MODES = [(2, m) for m in ("nearest", "bilinear", "bicubic")] + [
 
 @pytest.mark.parametrize(
     "dims, mode, padding, align",
-    [(d, m, p, a) for (d, m), p, a in itertools.product(
-        MODES, ("zeros", "border", "reflection"), (False, True))],
+    [
+        (d, m, p, a)
+        for (d, m), p, a in itertools.product(
+            MODES, ("zeros", "border", "reflection"), (False, True)
+        )
+    ],
 )
 def test_matches_native_on_the_gpu(dims, mode, padding, align):
     x, grid = random_case(dims)
@@ -84,8 +88,9 @@ def in_layout(name, x):
     if name == "contiguous":
         return x
     if name == "channels_last":
-        return x.contiguous(memory_format=torch.channels_last if x.dim() == 4
-                            else torch.channels_last_3d)
+        return x.contiguous(
+            memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d
+        )
     if name == "channel_slice":  # non-contiguous
         return torch.cat([x, torch.zeros_like(x)], dim=1)[:, : x.shape[1]]
     if name == "transposed":

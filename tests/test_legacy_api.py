@@ -48,8 +48,14 @@ def test_defaults_come_from_ts_default():
         assert parameters["padding_mode"].default == ts.default.padding_mode == "border"
         assert parameters["align_corners"].default is ts.default.align_corners is False
     for function in (
-        ts.coord.normalize, ts.coord.unnormalize, ts.coord.randint, ts.coord.randint_like,
-        ts.coord.full, ts.coord.full_like, ts.coord.rand_biased, ts.coord.uncertain,
+        ts.coord.normalize,
+        ts.coord.unnormalize,
+        ts.coord.randint,
+        ts.coord.randint_like,
+        ts.coord.full,
+        ts.coord.full_like,
+        ts.coord.rand_biased,
+        ts.coord.uncertain,
         ts.encoding.nearest_pixel,
     ):
         assert inspect.signature(function).parameters["align_corners"].default is False
@@ -66,8 +72,15 @@ def test_original_positional_signatures():
         ts.coord.full: ["batch", "size", "device", "align_corners"],
         ts.coord.rand_biased: ["batch", "n_samples", "pred", "k", "beta", "align_corners"],
         ts.coord.uncertain: ["pred", "threshold", "align_corners"],
-        ts.sample: ["coords", "featmap", "mode", "padding_mode", "align_corners", "encoder",
-                    "feat_last"],
+        ts.sample: [
+            "coords",
+            "featmap",
+            "mode",
+            "padding_mode",
+            "align_corners",
+            "encoder",
+            "feat_last",
+        ],
         ts.encoding.gamma: ["coords", "order"],
         ts.encoding.nearest_pixel: ["coords", "size", "align_corners"],
     }
@@ -80,11 +93,13 @@ def test_original_positional_signatures():
 
 def test_int_size_normalizes_every_element():
     x = torch.tensor([0, 479])
-    torch.testing.assert_close(ts.coord.normalize(x, 480, align_corners=True),
-                               torch.tensor([-1.0, 1.0]))
+    torch.testing.assert_close(
+        ts.coord.normalize(x, 480, align_corners=True), torch.tensor([-1.0, 1.0])
+    )
     # (2 i + 1) / n - 1
-    torch.testing.assert_close(ts.coord.normalize(x, 480),
-                               torch.tensor([1 / 480 - 1, 959 / 480 - 1]))
+    torch.testing.assert_close(
+        ts.coord.normalize(x, 480), torch.tensor([1 / 480 - 1, 959 / 480 - 1])
+    )
     grid = torch.tensor([[0, 3], [7, 1]])
     torch.testing.assert_close(ts.coord.normalize(grid, 8), ts.coord.normalize(grid, (8, 8)))
 
@@ -94,8 +109,9 @@ def test_int_size_and_integer_coords_unnormalize():
     out = ts.coord.unnormalize(corners, 480)
     assert out.dtype == torch.get_default_dtype()
     torch.testing.assert_close(out, torch.tensor([-0.5, 479.5]))
-    torch.testing.assert_close(ts.coord.unnormalize(corners, 480, align_corners=True),
-                               torch.tensor([0.0, 479.0]))
+    torch.testing.assert_close(
+        ts.coord.unnormalize(corners, 480, align_corners=True), torch.tensor([0.0, 479.0])
+    )
     x = 2 * torch.rand(3, 100, 2, dtype=torch.float64) - 1
     for align_corners in (False, True):
         index = ts.coord.unnormalize(x, 1024, align_corners=align_corners)
@@ -104,8 +120,9 @@ def test_int_size_and_integer_coords_unnormalize():
 
 def test_sizes_of_any_length_in_normalize_and_unnormalize():
     x = torch.tensor([[0.0], [9.0]])
-    torch.testing.assert_close(ts.coord.normalize(x, (10,), align_corners=True),
-                               torch.tensor([[-1.0], [1.0]]))
+    torch.testing.assert_close(
+        ts.coord.normalize(x, (10,), align_corners=True), torch.tensor([[-1.0], [1.0]])
+    )
     four = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     torch.testing.assert_close(
         ts.coord.unnormalize(ts.coord.normalize(four, (5, 6, 7, 8)), (5, 6, 7, 8)), four
@@ -123,8 +140,7 @@ def original_randint(batch, n_samples, size, align_corners, replace):
         index = torch.stack([torch.randint(n, (batch, n_samples)) for n in size], dim=-1)
     else:
         pixels = torch.cartesian_prod(*(torch.arange(n) for n in size))
-        index = torch.stack([pixels[torch.randperm(len(pixels))[:n_samples]]
-                             for _ in range(batch)])
+        index = torch.stack([pixels[torch.randperm(len(pixels))[:n_samples]] for _ in range(batch)])
     return ts.coord.normalize(index, size, align_corners)
 
 
@@ -169,8 +185,9 @@ def original_rand_biased(n_samples, pred, k, beta):
     the largest probability over the channels, lowest first; then uniform ones."""
     candidates = 2 * torch.rand(1, int(k * n_samples), 2) - 1
     grid = candidates[:, None]
-    sampled = torch.nn.functional.grid_sample(pred, grid, padding_mode="border",
-                                              align_corners=False)
+    sampled = torch.nn.functional.grid_sample(
+        pred, grid, padding_mode="border", align_corners=False
+    )
     certainty = sampled[:, :, 0].amax(1)  # (1, k * n)
     n_biased = int(beta * n_samples)
     chosen = candidates[0, certainty[0].argsort()[:n_biased]]
@@ -221,8 +238,13 @@ def test_uncertain_selects_low_maximum_probability(probabilities):
     assert torch.equal(mask, expected.expand(1, 2, 3, 3))
     centers = torch.tensor([-2 / 3, 0.0])
     expected_coords = torch.tensor(
-        [[centers[0], centers[0]], [centers[1], centers[0]], [centers[0], centers[1]],
-         [centers[1], centers[1]], [centers[0], 2 / 3]]
+        [
+            [centers[0], centers[0]],
+            [centers[1], centers[0]],
+            [centers[0], centers[1]],
+            [centers[1], centers[1]],
+            [centers[0], 2 / 3],
+        ]
     )
     torch.testing.assert_close(coords, expected_coords[None])
 

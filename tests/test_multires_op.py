@@ -20,9 +20,16 @@ OPS = torch.ops.torchsample
 
 def make_grid(dims, smoothstep, n_features=2, dtype=torch.float64, seed=0):
     # Two dense levels then hashed ones (small tables: collisions included).
-    encoder = MultiResGrid(dims, n_levels=4, n_features=n_features, base_resolution=3,
-                           max_resolution=19, log2_hashmap_size=5 if dims == 2 else 7,
-                           smoothstep=smoothstep, dtype=dtype)
+    encoder = MultiResGrid(
+        dims,
+        n_levels=4,
+        n_features=n_features,
+        base_resolution=3,
+        max_resolution=19,
+        log2_hashmap_size=5 if dims == 2 else 7,
+        smoothstep=smoothstep,
+        dtype=dtype,
+    )
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for table in encoder.tables:
@@ -41,8 +48,7 @@ def derivatives(encoder, coords):
     """Output, first derivatives (coords, tables) and an eikonal-style second order."""
     coords = coords.detach().requires_grad_()
     out = encoder(coords)
-    upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(2),
-                           dtype=out.dtype)
+    upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(2), dtype=out.dtype)
     first = torch.autograd.grad(out, (coords, *encoder.tables), upstream, create_graph=True)
     # A loss on the coordinate gradient, as an eikonal term: its gradient
     # reaches the coordinates, the tables and (through upstream) the network.
@@ -66,8 +72,9 @@ def reference_backend(monkeypatch):
 @pytest.mark.parametrize("dims", [2, 3])
 @pytest.mark.parametrize("smoothstep", [False, True])
 @pytest.mark.parametrize("n_features", [1, 2, 4, 8])
-def test_matches_the_reference_path_to_second_order(dims, smoothstep, n_features,
-                                                    reference_backend):
+def test_matches_the_reference_path_to_second_order(
+    dims, smoothstep, n_features, reference_backend
+):
     encoder = make_grid(dims, smoothstep, n_features)
     coords = random_coords(40, dims)
     assert encoder.which_backend(coords).name == "compiled"
@@ -100,13 +107,27 @@ def test_opcheck():
     torch.library.opcheck(OPS.multires_encode, (coords.requires_grad_(), tables, resolutions, True))
     torch.library.opcheck(
         OPS.multires_encode_backward,
-        (grad_output, coords.detach(), [t.detach() for t in tables], resolutions, True,
-         [True, True]),
+        (
+            grad_output,
+            coords.detach(),
+            [t.detach() for t in tables],
+            resolutions,
+            True,
+            [True, True],
+        ),
     )
     torch.library.opcheck(
         OPS.multires_encode_double_backward,
-        (torch.randn(16, 3), [], grad_output, coords.detach(), [t.detach() for t in tables],
-         resolutions, True, [True, True, True]),
+        (
+            torch.randn(16, 3),
+            [],
+            grad_output,
+            coords.detach(),
+            [t.detach() for t in tables],
+            resolutions,
+            True,
+            [True, True, True],
+        ),
     )
 
 
@@ -121,9 +142,16 @@ def test_third_derivative_names_the_reference_backend():
 
 def test_non_finite_and_far_coordinates(reference_backend):
     encoder = make_grid(3, smoothstep=True)
-    coords = torch.tensor([[float("nan"), 0.0, 0.0], [float("inf"), -float("inf"), 0.5],
-                           [50.0, -50.0, 1e30], [1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]],
-                          dtype=torch.float64)
+    coords = torch.tensor(
+        [
+            [float("nan"), 0.0, 0.0],
+            [float("inf"), -float("inf"), 0.5],
+            [50.0, -50.0, 1e30],
+            [1.0, 1.0, 1.0],
+            [-1.0, -1.0, -1.0],
+        ],
+        dtype=torch.float64,
+    )
     out = encoder(coords)
     assert torch.isnan(out[0]).all()
     torch.testing.assert_close(out[1:], reference_backend(encoder, coords[1:]))
@@ -186,8 +214,9 @@ def test_backends_are_chosen_like_grid_sample(monkeypatch):
 
 
 def test_state_dict_layout_is_unchanged():
-    encoder = MultiResGrid(3, n_levels=3, base_resolution=4, max_resolution=32,
-                           log2_hashmap_size=10)
+    encoder = MultiResGrid(
+        3, n_levels=3, base_resolution=4, max_resolution=32, log2_hashmap_size=10
+    )
     assert list(encoder.state_dict()) == ["tables.0", "tables.1", "tables.2"]
     assert encoder.resolutions == (4, 11, 32)
     assert [tuple(t.shape) for t in encoder.tables] == [(1, 2, 4, 4, 4), (1024, 2), (1024, 2)]
@@ -197,22 +226,37 @@ _ARGUMENT_ERRORS = [
     (lambda c, t, r: OPS.multires_encode(c[:, :1], t, r, False), "coords must be"),
     (lambda c, t, r: OPS.multires_encode(c, t[:1], r, False), "1 tables but 2 resolutions"),
     (lambda c, t, r: OPS.multires_encode(c, [t[0], t[1][:3]], r, False), "power-of-two"),
-    (lambda c, t, r: OPS.multires_encode(c, [t[0][..., :2], t[1]], r, False),
-     "dense tables\\[0\\] must have shape"),
-    (lambda c, t, r: OPS.multires_encode(c.float(), t, r, False),
-     "coords must be (torch.float64|Double)"),
-    (lambda c, t, r: OPS.multires_encode(c, [t[0], t[1].float()], r, False),
-     "tables\\[1\\] has dtype"),
+    (
+        lambda c, t, r: OPS.multires_encode(c, [t[0][..., :2], t[1]], r, False),
+        "dense tables\\[0\\] must have shape",
+    ),
+    (
+        lambda c, t, r: OPS.multires_encode(c.float(), t, r, False),
+        "coords must be (torch.float64|Double)",
+    ),
+    (
+        lambda c, t, r: OPS.multires_encode(c, [t[0], t[1].float()], r, False),
+        "tables\\[1\\] has dtype",
+    ),
     (lambda c, t, r: OPS.multires_encode(c, t, [r[0], 1], False), "resolutions\\[1\\] must be"),
-    (lambda c, t, r: OPS.multires_encode_backward(c.new_zeros(5, 3), c, t, r,
-                                                  False, [True, True]),
-     "grad_output must have shape"),
-    (lambda c, t, r: OPS.multires_encode_double_backward(
-        c.new_zeros(4, 2), [], c.new_zeros(5, 4), c, t, r, False,
-        [True, True, True]), "grad_grad_coords must have shape"),
-    (lambda c, t, r: OPS.multires_encode_double_backward(
-        None, [t[0]], c.new_zeros(5, 4), c, t, r, False, [True, True, True]),
-     "grad_grad_tables must hold 2 tensors"),
+    (
+        lambda c, t, r: OPS.multires_encode_backward(
+            c.new_zeros(5, 3), c, t, r, False, [True, True]
+        ),
+        "grad_output must have shape",
+    ),
+    (
+        lambda c, t, r: OPS.multires_encode_double_backward(
+            c.new_zeros(4, 2), [], c.new_zeros(5, 4), c, t, r, False, [True, True, True]
+        ),
+        "grad_grad_coords must have shape",
+    ),
+    (
+        lambda c, t, r: OPS.multires_encode_double_backward(
+            None, [t[0]], c.new_zeros(5, 4), c, t, r, False, [True, True, True]
+        ),
+        "grad_grad_tables must hold 2 tensors",
+    ),
 ]
 
 
@@ -222,8 +266,10 @@ def test_every_argument_is_checked(call, message, device):
     # Real tensors reach the kernels' checks, meta tensors the fakes': both
     # must refuse with the same message.
     coords = random_coords(5, 2).to(device)
-    tables = [torch.zeros(1, 2, 3, 3, dtype=torch.float64, device=device),
-              torch.zeros(8, 2, dtype=torch.float64, device=device)]
+    tables = [
+        torch.zeros(1, 2, 3, 3, dtype=torch.float64, device=device),
+        torch.zeros(8, 2, dtype=torch.float64, device=device),
+    ]
     with pytest.raises(RuntimeError, match=message):
         call(coords, tables, [3, 6])
 

@@ -544,9 +544,7 @@ def full(
 
 
 @with_nobatch("tensor")
-def full_like(
-    tensor: torch.Tensor, align_corners: bool = default.align_corners
-) -> torch.Tensor:
+def full_like(tensor: torch.Tensor, align_corners: bool = default.align_corners) -> torch.Tensor:
     """:func:`full` for the batch size, spatial size and device of a feature map.
 
     Parameters

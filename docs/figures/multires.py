@@ -1,0 +1,129 @@
+"""Plot and table of the MultiResGrid benchmark, from ``benchmarks/results/multires-cpu.json``.
+
+:func:`make` writes ``multires-cpu.png`` (median time of the fused op and of
+the plain-PyTorch path per workload and point count, 2D and 3D) and
+``multires.inc``, a reST fragment with the machine, the plot and the table,
+which ``encodings.rst`` includes.
+"""
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+RESULT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "multires-cpu.json"
+CONTENDERS = ("fused", "reference")
+WORKLOADS = ("forward", "train_step", "sdf_step")
+
+
+def _rows(payload):
+    return {
+        (r["case"], r["workload"], r["contender"]): r
+        for r in payload["results"]
+        if r["status"] == "ok"
+    }
+
+
+def _plot(payload, rows, path):
+    by_dims = {}
+    for name, case in payload["cases"].items():
+        by_dims.setdefault(case["dims"], []).append(name)
+    fig, axes = plt.subplots(1, len(by_dims), figsize=(10, 3.6), squeeze=False)
+    for ax, (dims, cases) in zip(axes[0], sorted(by_dims.items(), reverse=True)):
+        labels, positions = [], []
+        for w, workload in enumerate(WORKLOADS):
+            for c, case in enumerate(cases):
+                x = w * (len(cases) + 1) + c
+                points = payload["cases"][case]["points"]
+                labels.append(f"{workload}\n2^{points.bit_length() - 1}")
+                positions.append(x)
+                for k, contender in enumerate(CONTENDERS):
+                    row = rows.get((case, workload, contender))
+                    value = row["time_s"] * 1e3 if row else 0.0
+                    ax.bar(
+                        x + (k - 0.5) * 0.4,
+                        value,
+                        width=0.4,
+                        color=f"C{k}",
+                        label=contender if (w, c) == (0, 0) else None,
+                    )
+        ax.set_yscale("log")
+        ax.set_xticks(positions, labels, fontsize=7)
+        ax.set_title(f"{dims}D, default MultiResGrid, smoothstep", fontsize=10)
+        ax.set_ylabel("median time, ms (log; lower is faster)", fontsize=8)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _duration(t):
+    value, unit = (t, "s") if t >= 1 else (t * 1e3, "ms")
+    digits = 0 if value >= 100 else 1 if value >= 10 else 2
+    return f"{value:.{digits}f} {unit}"
+
+
+def _fragment(payload, rows, image):
+    machine = payload["machine"]
+    lines = [
+        (
+            f"Measured on {machine['cpu_model']} with {machine['threads']} pinned threads, "
+            f"torch {machine['torch']}, {machine['date_utc'][:10]} "
+            "(``python -m benchmarks.multires``; contenders taking turns in one process, "
+            "median over rounds, interquartile range in parentheses)."
+        ),
+        "",
+        f".. figure:: {image}",
+        "   :alt: bar chart of median times, fused op against the plain-PyTorch path",
+        "",
+        "   Median time per call, fused op and plain-PyTorch path.",
+        "",
+        ".. list-table::",
+        "   :header-rows: 1",
+        "",
+        "   * - case",
+        "     - workload",
+        "     - fused",
+        "     - plain PyTorch",
+        "     - speed-up",
+        "     - peak extra memory, fused / plain",
+    ]
+    for case in payload["cases"]:
+        for workload in WORKLOADS:
+            fused, plain = (
+                rows.get((case, workload, "fused")),
+                rows.get((case, workload, "reference")),
+            )
+            if not (fused and plain):
+                continue
+            memory = "-"
+            if fused["peak_memory_bytes"] and plain["peak_memory_bytes"]:
+                ratio = fused["peak_memory_bytes"] / plain["peak_memory_bytes"]
+                memory = (
+                    f"{fused['peak_memory_bytes'] / 2**20:.0f} / "
+                    f"{plain['peak_memory_bytes'] / 2**20:.0f} MiB ({ratio:.2f})"
+                )
+            lines += [
+                f"   * - {case}",
+                f"     - {workload}",
+                f"     - {_duration(fused['time_s'])} ({_duration(fused['iqr_s'])})",
+                f"     - {_duration(plain['time_s'])} ({_duration(plain['iqr_s'])})",
+                f"     - {plain['time_s'] / fused['time_s']:.1f}x",
+                f"     - {memory}",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def make(outdir):
+    """Write ``multires-cpu.png`` and ``multires.inc`` into ``outdir``."""
+    outdir = Path(outdir)
+    payload = json.loads(RESULT.read_text())
+    rows = _rows(payload)
+    image = outdir / "multires-cpu.png"
+    _plot(payload, rows, image)
+    fragment = outdir / "multires.inc"
+    fragment.write_text(_fragment(payload, rows, f"{image.parent.name}/{image.name}"))
+    return [image, fragment]
