@@ -225,6 +225,11 @@ VALUE_CASES = [
         r"start index 3 out of range for cloud 1 of length 3",
     ),
     ("fps-start-negative", fps(starts=torch.tensor([-1, 0])), r"start index -1 out of range"),
+    (
+        "fps-initial-nan",
+        fps(initial=torch.tensor([[0.0, 1, 2, 3, 4], [1, float("nan"), 1, 1, 1]])),
+        r"initial_distances must not be NaN",
+    ),
 ]
 
 

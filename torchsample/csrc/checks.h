@@ -131,8 +131,8 @@ inline void check_channels_last_copy_args(const at::Tensor& input) {
 }
 
 // Lengths and start indices address points, so their values are checked
-// too; on CUDA that costs one device-to-host copy of a flag per call, small
-// next to the sampling itself.
+// too, and initial distances for NaN; on CUDA that costs a device-to-host
+// copy of a flag or two per call, small next to the sampling itself.
 inline void check_farthest_point_args(const at::Tensor& points, const at::Tensor& lengths,
                                       int64_t n_samples, const at::Tensor& start_indices,
                                       const std::optional<at::Tensor>& initial_distances) {
@@ -149,6 +149,10 @@ inline void check_farthest_point_args(const at::Tensor& points, const at::Tensor
   if (initial_distances.has_value() && initial_distances->defined()) {
     check_matches(op, "initial_distances", *initial_distances, {batch, n}, points.scalar_type(),
                   points, "(b, n) in the dtype of points");
+    // A NaN distance compares false both ways: with every distance NaN, the
+    // CUDA kernel's search would find no point and read past the cloud.
+    TORCH_CHECK(!initial_distances->isnan().any().item<bool>(), op,
+                ": initial_distances must not be NaN");
   }
   const at::Tensor bad =
       lengths.lt(n_samples) | lengths.gt(n) | start_indices.lt(0) | start_indices.ge(lengths);
