@@ -43,6 +43,14 @@ def test_import_and_sample_without_fcntl():
     assert result.stdout.split() == ["1.5", "reference"]
 
 
+def test_import_loads_no_extension():
+    # Built and loaded on first use only: importing must work where it cannot.
+    code = "import torch, torchsample\nprint(sorted(torch.ops.loaded_libraries))\n"
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_extension_loads_without_fcntl():
     code = (
         "import sys; sys.modules['fcntl'] = None\n"
