@@ -571,6 +571,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument(
         "--workloads", default="", help="comma-separated: only these workloads of each case"
     )
+    parser.add_argument(
+        "--backends",
+        default="",
+        help="comma-separated: only these backends (default: all, and auto); native, the "
+        "baseline, is always measured",
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: this torch build sees no CUDA device")
@@ -584,11 +590,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
         cases = [replace(case, workloads=tuple(w for w in case.workloads if w in keep))
                  for case in cases]
         cases = [case for case in cases if case.workloads]
+    backends = harness_backends()
+    if args.backends:
+        keep = set(args.backends.split(",")) | {BASELINE}
+        unknown = keep - set(backends)
+        if unknown:
+            parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
+        backends = {name: module for name, module in backends.items() if name in keep}
     payload = run(
         cases,
         device=args.device,
         threads=args.threads,
         min_run_time=0.02 if args.quick else 0.5,
+        backends=backends,
     )
     payload["settings"]["quick"] = args.quick
     payload["settings"]["suite"] = args.suite

@@ -21,7 +21,9 @@ smoothstep weights, at 2^14, 2^16 and 2^18 points, decoded by an MLP
     (``create_graph=True``), one ``loss.backward()``.
 
 Contenders: ``fused`` is :func:`torchsample.ops.compiled.multires_encode`
-(every level in one op), ``reference`` is the plain-PyTorch path
+(every level in one op), ``auto`` is :func:`torchsample.ops.multires_encode`
+(what MultiResGrid calls: the dispatch picks one of the two), ``reference``
+is the plain-PyTorch path
 (:func:`torchsample.ops.reference.multires_encode`: hashed levels with
 PyTorch operations, dense levels through :func:`torchsample.grid_sample`,
 which takes the compiled kernels) -- what MultiResGrid ran before the fused
@@ -44,10 +46,14 @@ import torch
 from benchmarks import _common
 from torchsample.encoding import MultiResGrid
 from torchsample.models import MLP
-from torchsample.ops import compiled, reference
+from torchsample.ops import compiled, multires_encode, reference
 
 WORKLOADS = ("forward", "train_step", "sdf_step")
-CONTENDERS = {"fused": compiled.multires_encode, "reference": reference.multires_encode}
+CONTENDERS = {
+    "fused": compiled.multires_encode,
+    "reference": reference.multires_encode,
+    "auto": multires_encode,
+}
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,7 @@ def run(cases: Sequence[Case], threads: int = 2, min_run_time: float = 1.0, out=
             fns, measured = {}, {}
             for name, encode in CONTENDERS.items():
                 row = measured[name] = {"case": case.name, "workload": workload, "contender": name}
-                if name == "fused" and missing is not None:
+                if name != "reference" and missing is not None:
                     row.update(status="skipped", reason=missing)
                     continue
                 fns[name] = make_workload(workload, encode, encoder, head, points)
@@ -164,17 +170,15 @@ def run(cases: Sequence[Case], threads: int = 2, min_run_time: float = 1.0, out=
 
 
 def format_results(payload: dict) -> str:
-    """Times in ms with the reference/fused speed-up and memory ratio, per case and workload."""
+    """Times in ms and speed-ups over the plain path, with the memory ratio, per case and workload."""
     by_key = {(r["case"], r["workload"], r["contender"]): r for r in payload["results"]}
     lines = []
     for case in payload["cases"]:
         for workload in WORKLOADS:
-            fused, ref = (
-                by_key.get((case, workload, "fused")),
-                by_key.get((case, workload, "reference")),
-            )
-            if not (fused and ref and fused["status"] == ref["status"] == "ok"):
+            rows = {name: by_key.get((case, workload, name)) for name in CONTENDERS}
+            if not all(row and row["status"] == "ok" for row in rows.values()):
                 continue
+            fused, auto, ref = rows["fused"], rows["auto"], rows["reference"]
             memory = (
                 fused["peak_memory_bytes"] / ref["peak_memory_bytes"]
                 if fused["peak_memory_bytes"] and ref["peak_memory_bytes"]
@@ -184,13 +188,22 @@ def format_results(payload: dict) -> str:
                 [
                     case,
                     workload,
-                    f"{fused['time_s'] * 1e3:.1f}",
-                    f"{ref['time_s'] * 1e3:.1f}",
+                    *(f"{row['time_s'] * 1e3:.1f}" for row in (fused, auto, ref)),
                     f"{ref['time_s'] / fused['time_s']:.2f}x",
+                    f"{ref['time_s'] / auto['time_s']:.2f}x",
                     "-" if memory is None else f"{memory:.2f}",
                 ]
             )
-    header = ["case", "workload", "fused ms", "reference ms", "speed-up", "memory fused/ref"]
+    header = [
+        "case",
+        "workload",
+        "fused ms",
+        "auto ms",
+        "reference ms",
+        "fused speed-up",
+        "auto speed-up",
+        "memory fused/ref",
+    ]
     return _common.format_table(header, lines)
 
 

@@ -133,6 +133,11 @@ def test_command_line_selects_workloads(tmp_path):
     assert {row["workload"] for row in loaded["results"]} == {"sdf_step"}
     with pytest.raises(SystemExit):
         bench.main(["--quick", "--workloads", "sideways"])
+    out = tmp_path / "two.json"
+    bench.main(["--quick", "--threads", "1", "--backends", "auto", "--filter", "3d",
+                "--workloads", "forward", "--out", str(out)])
+    loaded = json.loads(out.read_text())
+    assert {row["backend"] for row in loaded["results"]} == {"auto", "native"}
 
 
 def test_forward_bytes_counts_grid_output_and_corners():

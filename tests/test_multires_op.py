@@ -1,7 +1,8 @@
 """The fused multi-resolution encoding op against MultiResGrid's plain-PyTorch path.
 
 Every comparison runs the same module twice: once through the compiled op
-(the default where the extension is built) and once with
+(``TORCHSAMPLE_BACKEND=compiled``: ``auto`` takes the plain path for
+coordinates that require grad on the CPU) and once with
 ``TORCHSAMPLE_BACKEND=reference``, which encodes level by level with PyTorch
 operations, differentiable to any order.
 """
@@ -59,26 +60,35 @@ def derivatives(encoder, coords):
     return [out, *first, *second]
 
 
-@pytest.fixture
-def reference_backend(monkeypatch):
+def _with_backend(monkeypatch, name):
     def run(fn, *args):
         with monkeypatch.context() as patch:
-            patch.setenv("TORCHSAMPLE_BACKEND", "reference")
+            patch.setenv("TORCHSAMPLE_BACKEND", name)
             return fn(*args)
 
     return run
+
+
+@pytest.fixture
+def reference_backend(monkeypatch):
+    return _with_backend(monkeypatch, "reference")
+
+
+@pytest.fixture
+def compiled_backend(monkeypatch):
+    return _with_backend(monkeypatch, "compiled")
 
 
 @pytest.mark.parametrize("dims", [2, 3])
 @pytest.mark.parametrize("smoothstep", [False, True])
 @pytest.mark.parametrize("n_features", [1, 2, 4, 8])
 def test_matches_the_reference_path_to_second_order(
-    dims, smoothstep, n_features, reference_backend
+    dims, smoothstep, n_features, reference_backend, compiled_backend
 ):
     encoder = make_grid(dims, smoothstep, n_features)
     coords = random_coords(40, dims)
     assert encoder.which_backend(coords).name == "compiled"
-    fused = derivatives(encoder, coords)
+    fused = compiled_backend(derivatives, encoder, coords)
     expected = reference_backend(derivatives, encoder, coords)
     assert len(fused) == len(expected) == 4 + 2 * len(encoder.tables)
     for a, b in zip(fused, expected, strict=True):
@@ -131,7 +141,8 @@ def test_opcheck():
     )
 
 
-def test_third_derivative_names_the_reference_backend():
+def test_third_derivative_names_the_reference_backend(monkeypatch):
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "compiled")
     encoder = make_grid(2, smoothstep=True)
     coords = random_coords(5, 2).requires_grad_()
     (g,) = torch.autograd.grad(encoder(coords).sum(), coords, create_graph=True)
@@ -140,7 +151,8 @@ def test_third_derivative_names_the_reference_backend():
         gg.sum().backward()
 
 
-def test_non_finite_and_far_coordinates(reference_backend):
+def test_non_finite_and_far_coordinates(reference_backend, monkeypatch):
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "compiled")
     encoder = make_grid(3, smoothstep=True)
     coords = torch.tensor(
         [
@@ -162,7 +174,8 @@ def test_non_finite_and_far_coordinates(reference_backend):
     assert not far.grad[:, :2].any() and not far.grad[1].any() and far.grad[0, 2] != 0
 
 
-def test_empty_inputs():
+def test_empty_inputs(monkeypatch):
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "compiled")
     encoder = make_grid(2, smoothstep=False)
     coords = torch.empty(0, 2, dtype=torch.float64, requires_grad=True)
     out = encoder(coords)
@@ -174,7 +187,8 @@ def test_empty_inputs():
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_tables_accumulate_in_float32(dtype):
+def test_half_tables_accumulate_in_float32(dtype, monkeypatch):
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "compiled")
     encoder = make_grid(3, smoothstep=True, dtype=torch.float32)
     half = make_grid(3, smoothstep=True, dtype=dtype)
     with torch.no_grad():
@@ -190,7 +204,8 @@ def test_half_tables_accumulate_in_float32(dtype):
     assert all(table.grad.dtype == dtype for table in half.tables)
 
 
-def test_table_gradients_are_deterministic():
+def test_table_gradients_are_deterministic(monkeypatch):
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "compiled")
     encoder = make_grid(3, smoothstep=True, dtype=torch.float32)
     coords = random_coords(5000, 3, dtype=torch.float32)
     grads = []
@@ -206,6 +221,14 @@ def test_backends_are_chosen_like_grid_sample(monkeypatch):
     encoder = make_grid(2, smoothstep=False)
     coords = random_coords(4, 2)
     assert encoder.which_backend(coords).name == "compiled"
+    # On the CPU the plain path serves coordinates that require grad (an SDF
+    # step's second derivatives are faster there); without grad mode they
+    # need no derivative and go to the fused op again.
+    choice = encoder.which_backend(coords.requires_grad_())
+    assert choice.name == "native" and "second derivatives are slower" in choice.reason
+    with torch.no_grad():
+        assert encoder.which_backend(coords).name == "compiled"
+    coords = coords.detach()
     for name in ("native", "reference"):
         monkeypatch.setenv("TORCHSAMPLE_BACKEND", name)
         choice = encoder.which_backend(coords)
@@ -275,7 +298,8 @@ def test_every_argument_is_checked(call, message, device):
 
 
 @pytest.mark.slow
-def test_torch_compile_fullgraph_sdf_step():
+def test_torch_compile_fullgraph_sdf_step(monkeypatch):
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "compiled")
     torch._dynamo.reset()
     encoder = make_grid(3, smoothstep=True, dtype=torch.float32)
     head = torch.nn.Linear(encoder.out_dims, 1)

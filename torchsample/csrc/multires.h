@@ -26,6 +26,10 @@ C10_HOST_DEVICE constexpr uint64_t hash_prime(int axis) {
   return axis == 0 ? 1u : axis == 1 ? 2654435761u : 805459861u;
 }
 
+// Features per level the kernels handle (Instant-NGP uses 1, 2, 4 or 8);
+// the per-point accumulators live on the stack.
+constexpr int64_t kMaxFeatures = 8;
+
 // One level's geometry: vertices per axis, table rows, features per vertex.
 struct Level {
   int64_t resolution;

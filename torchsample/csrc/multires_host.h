@@ -34,6 +34,8 @@ inline std::vector<Level> check_args(const char* op, const at::Tensor& coords,
   features = tables[0].dim() >= 2 ? tables[0].size(1) : 0;
   TORCH_CHECK(features > 0, op, ": tables[0] must have at least one feature, got shape ",
               tables[0].sizes());
+  TORCH_CHECK(features <= kMaxFeatures, op, ": at most ", kMaxFeatures,
+              " features per level, got ", features);
   std::vector<Level> levels;
   for (size_t l = 0; l < tables.size(); ++l) {
     const at::Tensor& table = tables[l];

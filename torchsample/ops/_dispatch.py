@@ -102,10 +102,12 @@ def _unavailable_reason(name: str, device_type: str) -> str | None:
     return BACKENDS[name].unavailable_reason(device_type)
 
 
-def _choose(device_type: str, unsupported) -> BackendChoice:
+def _choose(device_type: str, unsupported, slower=None) -> BackendChoice:
     """The first backend available for ``device_type`` that ``unsupported(backend)`` accepts.
 
     ``unsupported`` returns None when the backend can serve the call, or why not.
+    ``slower`` (``auto`` only) returns why a backend that can serve the call is
+    passed over anyway: measured to be slower for it than the next one.
     """
     requested = _requested_backend()
     if requested != "auto":
@@ -125,7 +127,7 @@ def _choose(device_type: str, unsupported) -> BackendChoice:
                 RuntimeWarning,
                 stacklevel=5,
             )
-        reason = unavailable or unsupported(backend)
+        reason = unavailable or unsupported(backend) or (slower and slower(backend))
         if reason is None:
             why = "; ".join(passed_over) if passed_over else "first choice for this call"
             return BackendChoice(name, why)
@@ -263,10 +265,48 @@ def farthest_point_indices(points, lengths, n_samples, start_indices, initial_di
     )
 
 
+def _fused_multires_slower(backend, coords) -> str | None:
+    # benchmarks/results/multires-cpu.json: on the CPU the fused op's double
+    # backward loses to the plain-PyTorch path in an SDF step, while its
+    # forward and first-order passes win. Coordinates that require grad are
+    # the sign of a loss on their gradient (normals, eikonal terms).
+    if (
+        backend is compiled
+        and coords.device.type == "cpu"
+        and coords.requires_grad
+        and torch.is_grad_enabled()
+    ):
+        return (
+            "coordinates that require grad on the CPU: the fused op's second derivatives "
+            "are slower there than the plain-PyTorch path (measured)"
+        )
+    return None
+
+
 def multires_backend(coords: torch.Tensor, tables: list[torch.Tensor]) -> BackendChoice:
-    """Which backend :func:`multires_encode` uses for these tensors, and why."""
+    """Which backend :func:`multires_encode` uses for these tensors, and why.
+
+    Parameters
+    ----------
+    coords : torch.Tensor
+        ``(n, dims)`` points, in the tables' accumulation dtype.
+    tables : list of torch.Tensor
+        One per level, as for :func:`multires_encode`.
+
+    Returns
+    -------
+    BackendChoice
+        As :func:`torchsample.which_backend`: the compiled backend where the
+        extension is built for the tensors' device, except on the CPU for
+        coordinates that require grad (an SDF step's second derivatives are
+        faster on the plain path there, see :doc:`/performance`), otherwise
+        the plain-PyTorch path (``native`` or ``reference``);
+        ``TORCHSAMPLE_BACKEND`` forces one.
+    """
     return _choose(
-        coords.device.type, lambda backend: backend.unsupported_multires_reason(coords, tables)
+        coords.device.type,
+        lambda backend: backend.unsupported_multires_reason(coords, tables),
+        slower=lambda backend: _fused_multires_slower(backend, coords),
     )
 
 

@@ -18,6 +18,8 @@ import torch
 from . import compiled
 
 _TABLE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+#: Features per level the kernels handle (csrc/multires.h, kMaxFeatures).
+MAX_FEATURES = 8
 
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -31,6 +33,11 @@ def unsupported_reason(coords, tables) -> str | None:
         return f"the compiled backend runs on CPU and CUDA, got device {coords.device}"
     if tables[0].dtype not in _TABLE_DTYPES:
         return f"the compiled backend has no kernels for tables of dtype {tables[0].dtype}"
+    if tables[0].shape[1] > MAX_FEATURES:
+        return (
+            f"the compiled kernels take at most {MAX_FEATURES} features per level, "
+            f"got {tables[0].shape[1]}"
+        )
     return None
 
 
@@ -78,6 +85,10 @@ def _check_args(op, coords, tables, resolutions):
         lambda: (
             f"{op}: tables[0] must have at least one feature, got shape {list(tables[0].shape)}"
         ),
+    )
+    torch._check(
+        tables[0].shape[1] <= MAX_FEATURES,
+        lambda: f"{op}: at most {MAX_FEATURES} features per level, got {tables[0].shape[1]}",
     )
     for level, (table, resolution) in enumerate(zip(tables, resolutions)):
         _check_level(op, level, table, resolution, tables[0], coords)

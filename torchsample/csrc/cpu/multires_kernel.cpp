@@ -19,7 +19,28 @@ namespace torchsample {
 namespace multires {
 namespace {
 
-constexpr int64_t kPointGrain = 256;
+// Points per chunk of the per-point passes (see by_chunk_and_level).
+constexpr int64_t kChunk = 2048;
+
+// Runs fn(l, p, totals) for every level l and point p: chunks of points in
+// parallel, and inside a chunk level by level, so that the chunk's reads of
+// one level's table (megabytes, read at hashed, scattered rows) stay in
+// cache. `totals` holds the point's DIMS accumulators for sums over levels;
+// done(p, totals) runs once per point after its last level.
+template <typename acc_t, int DIMS, typename Fn, typename Done>
+void by_chunk_and_level(int64_t n_points, size_t n_levels, Fn fn, Done done) {
+  at::parallel_for(0, n_points, kChunk, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> totals;
+    for (int64_t first = begin; first < end; first += kChunk) {
+      const int64_t last = std::min(end, first + kChunk);
+      totals.assign(static_cast<size_t>((last - first) * DIMS), acc_t(0));
+      for (size_t l = 0; l < n_levels; ++l) {
+        for (int64_t p = first; p < last; ++p) fn(l, p, totals.data() + (p - first) * DIMS);
+      }
+      for (int64_t p = first; p < last; ++p) done(p, totals.data() + (p - first) * DIMS);
+    }
+  });
+}
 
 template <typename scalar_t>
 struct Tables {
@@ -51,26 +72,22 @@ void forward_kernel(const Tables<scalar_t>& tables, const at::Tensor& coords, bo
   const int64_t width = output.size(1);
   const acc_t* x = coords.data_ptr<acc_t>();
   scalar_t* out = output.data_ptr<scalar_t>();
-  at::parallel_for(0, n_points, kPointGrain, [&](int64_t begin, int64_t end) {
-    Stencil<acc_t, DIMS> s;
-    std::vector<acc_t> sum(features);
-    for (int64_t p = begin; p < end; ++p) {
-      for (size_t l = 0; l < tables.levels.size(); ++l) {
+  by_chunk_and_level<acc_t, DIMS>(
+      n_points, tables.levels.size(),
+      [&](size_t l, int64_t p, acc_t*) {
         const Level& level = tables.levels[l];
+        Stencil<acc_t, DIMS> s;
         build_stencil<acc_t, DIMS>(x + p * DIMS, level, smoothstep, s);
-        std::fill(sum.begin(), sum.end(), acc_t(0));
-        for (int k = 0; k < s.kCorners; ++k) {
-          for (int64_t f = 0; f < features; ++f) {
-            sum[f] += s.weight[k] *
-                      acc_t(tables.data[l][offset<scalar_t>(level, features, s.row[k], f)]);
-          }
-        }
         for (int64_t f = 0; f < features; ++f) {
-          out[p * width + l * features + f] = static_cast<scalar_t>(sum[f]);
+          acc_t sum = 0;
+          for (int k = 0; k < s.kCorners; ++k) {
+            sum += s.weight[k] *
+                   acc_t(tables.data[l][offset<scalar_t>(level, features, s.row[k], f)]);
+          }
+          out[p * width + l * features + f] = static_cast<scalar_t>(sum);
         }
-      }
-    }
-  });
+      },
+      [](int64_t, const acc_t*) {});
 }
 
 // Scatters weight-like values into one level's table gradient, in point
@@ -127,12 +144,11 @@ void backward_kernel(const Tables<scalar_t>& tables, const std::vector<at::Tenso
   if (need_coords) {
     const acc_t* x = coords.data_ptr<acc_t>();
     acc_t* gx = grad_coords.data_ptr<acc_t>();
-    at::parallel_for(0, coords.size(0), kPointGrain, [&](int64_t begin, int64_t end) {
-      Stencil<acc_t, DIMS> s;
-      for (int64_t p = begin; p < end; ++p) {
-        acc_t total[DIMS] = {};
-        for (size_t l = 0; l < tables.levels.size(); ++l) {
+    by_chunk_and_level<acc_t, DIMS>(
+        coords.size(0), tables.levels.size(),
+        [&](size_t l, int64_t p, acc_t* total) {
           const Level& level = tables.levels[l];
+          Stencil<acc_t, DIMS> s;
           build_stencil<acc_t, DIMS>(x + p * DIMS, level, smoothstep, s);
           for (int k = 0; k < s.kCorners; ++k) {
             // Sum over features of the incoming gradient times the vertex value.
@@ -143,10 +159,10 @@ void backward_kernel(const Tables<scalar_t>& tables, const std::vector<at::Tenso
             }
             for (int a = 0; a < DIMS; ++a) total[a] += d_corner(s, k, a) * gv;
           }
-        }
-        for (int a = 0; a < DIMS; ++a) gx[p * DIMS + a] = total[a];
-      }
-    });
+        },
+        [&](int64_t p, const acc_t* total) {
+          for (int a = 0; a < DIMS; ++a) gx[p * DIMS + a] = total[a];
+        });
   }
   if (need_tables) {
     grad_tables = table_gradients<scalar_t, DIMS>(
@@ -175,17 +191,15 @@ void double_backward_kernel(const Tables<scalar_t>& tables,
   if (need_grad_output || need_coords) {
     scalar_t* ggo = need_grad_output ? grad_grad_output.data_ptr<scalar_t>() : nullptr;
     acc_t* gx = need_coords ? grad_coords.data_ptr<acc_t>() : nullptr;
-    at::parallel_for(0, coords.size(0), kPointGrain, [&](int64_t begin, int64_t end) {
-      Stencil<acc_t, DIMS> s;
-      std::vector<acc_t> out(features);
-      for (int64_t p = begin; p < end; ++p) {
-        const acc_t* gg = has_gg_coords ? ggx + p * DIMS : nullptr;
-        acc_t total[DIMS] = {};
-        for (size_t l = 0; l < tables.levels.size(); ++l) {
+    by_chunk_and_level<acc_t, DIMS>(
+        coords.size(0), tables.levels.size(),
+        [&](size_t l, int64_t p, acc_t* total) {
           const Level& level = tables.levels[l];
+          const acc_t* gg = has_gg_coords ? ggx + p * DIMS : nullptr;
           const scalar_t* gl = g + p * width + l * features;
+          Stencil<acc_t, DIMS> s;
           build_stencil<acc_t, DIMS>(x + p * DIMS, level, smoothstep, s);
-          std::fill(out.begin(), out.end(), acc_t(0));
+          acc_t out[kMaxFeatures] = {};
           for (int k = 0; k < s.kCorners; ++k) {
             // Derivatives of this corner's weight along gg_coords: the first
             // (a number) and the second (one per axis).
@@ -218,12 +232,12 @@ void double_backward_kernel(const Tables<scalar_t>& tables,
               ggo[p * width + l * features + f] = static_cast<scalar_t>(out[f]);
             }
           }
-        }
-        if (need_coords) {
-          for (int b = 0; b < DIMS; ++b) gx[p * DIMS + b] = total[b];
-        }
-      }
-    });
+        },
+        [&](int64_t p, const acc_t* total) {
+          if (need_coords) {
+            for (int b = 0; b < DIMS; ++b) gx[p * DIMS + b] = total[b];
+          }
+        });
   }
   if (need_tables) {
     grad_tables = table_gradients<scalar_t, DIMS>(
