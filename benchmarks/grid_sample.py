@@ -210,16 +210,29 @@ def training_cases(device: str) -> list[Case]:
     96^3 volume at 2^17 points of the kernel cases.
     """
     cases = []
-    for size, points in (((256, 256), 1 << 18), ((512, 512), 1 << 18),
-                         ((64, 64, 64), 1 << 16), ((128, 128, 128), 1 << 16)):
+    for size, points in (
+        ((256, 256), 1 << 18),
+        ((512, 512), 1 << 18),
+        ((64, 64, 64), 1 << 16),
+        ((128, 128, 128), 1 << 16),
+    ):
         for channels in (1, 3, 4, 16, 32, 64):
-            cases.append(Case(size=size, channels=channels, points=points,
-                              workloads=TRAINING_LOOP))
-            cases.append(Case(size=size, channels=channels, points=points,
-                              workloads=("sdf_step",), smoothstep=True))
+            cases.append(Case(size=size, channels=channels, points=points, workloads=TRAINING_LOOP))
+            cases.append(
+                Case(
+                    size=size,
+                    channels=channels,
+                    points=points,
+                    workloads=("sdf_step",),
+                    smoothstep=True,
+                )
+            )
     cases.append(Case(size=(96, 96, 96), channels=16, points=1 << 17, workloads=TRAINING_LOOP))
-    cases.append(Case(size=(96, 96, 96), channels=16, points=1 << 17, workloads=("sdf_step",),
-                      smoothstep=True))
+    cases.append(
+        Case(
+            size=(96, 96, 96), channels=16, points=1 << 17, workloads=("sdf_step",), smoothstep=True
+        )
+    )
     return cases
 
 
@@ -242,8 +255,9 @@ def quick_cases(device: str) -> list[Case]:
         Case(size=(32, 32), channels=4, points=1 << 10, workloads=WORKLOADS, smoothstep=True),
         Case(size=(32, 32), channels=4, points=1 << 10, channels_last=True),
         Case(size=(16, 16, 16), channels=4, points=1 << 10, workloads=WORKLOADS),
-        Case(size=(16, 16, 16), channels=1, points=1 << 10, workloads=("sdf_step",),
-             smoothstep=True),
+        Case(
+            size=(16, 16, 16), channels=1, points=1 << 10, workloads=("sdf_step",), smoothstep=True
+        ),
     ]
     if torch.device(device).type == "cuda":
         cases.append(Case(size=(32, 32), channels=4, points=1 << 10, dtype="float16"))
@@ -343,8 +357,9 @@ def _training_loop_workload(workload, sample, input, grid, upstream):
         (data + eikonal).backward()
         return input.grad, grid.grad
 
-    return {"train_forward": train_forward, "train_step": train_step,
-            "sdf_step": sdf_step}[workload]
+    return {"train_forward": train_forward, "train_step": train_step, "sdf_step": sdf_step}[
+        workload
+    ]
 
 
 def forward_bytes(case: Case) -> int:
@@ -587,8 +602,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         unknown = keep - set(WORKLOADS)
         if unknown:
             parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
-        cases = [replace(case, workloads=tuple(w for w in case.workloads if w in keep))
-                 for case in cases]
+        cases = [
+            replace(case, workloads=tuple(w for w in case.workloads if w in keep)) for case in cases
+        ]
         cases = [case for case in cases if case.workloads]
     backends = harness_backends()
     if args.backends:

@@ -112,13 +112,15 @@ def _find_source(app, modname):
     """
     if not modname.startswith("torchsample"):
         return None
+    from sphinx.errors import PycodeError
     from sphinx.pycode import ModuleAnalyzer
 
     try:
         analyzer = ModuleAnalyzer.for_module(modname)
         analyzer.find_tags()
         module = importlib.import_module(modname)
-    except Exception:
+    except (ImportError, PycodeError):
+        # viewcode's own lookup treats an unanalyzable module as sourceless too.
         return None
     tags = dict(analyzer.tags)
     for node in ast.parse(analyzer.code).body:

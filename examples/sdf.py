@@ -74,8 +74,14 @@ class SDFNet(torch.nn.Module):
     def __init__(self, smoothstep: bool, generator: torch.Generator) -> None:
         super().__init__()
         self.encode = MultiResGrid(
-            3, n_levels=8, n_features=2, base_resolution=8, max_resolution=96,
-            log2_hashmap_size=14, smoothstep=smoothstep, generator=generator,
+            3,
+            n_levels=8,
+            n_features=2,
+            base_resolution=8,
+            max_resolution=96,
+            log2_hashmap_size=14,
+            smoothstep=smoothstep,
+            generator=generator,
         )
         self.decode = MLP(self.encode.out_dims, 64, 64, 1)
 
@@ -101,10 +107,12 @@ def train(smoothstep: bool, args, device: torch.device) -> tuple[SDFNet, float]:
     progress = tqdm(range(args.steps), desc=f"smoothstep={'on' if smoothstep else 'off'}")
     for _ in progress:
         half = args.batch // 2
-        points = torch.cat([
-            torch.rand(half, 3, generator=generator) * 2 - 1,
-            near_surface(args.batch - half, 0.05, generator),
-        ]).to(device)
+        points = torch.cat(
+            [
+                torch.rand(half, 3, generator=generator) * 2 - 1,
+                near_surface(args.batch - half, 0.05, generator),
+            ]
+        ).to(device)
         sdf, grad = value_and_gradient(net, points, create_graph=True)
         fit = (sdf - shape_sdf(points)).abs().mean()
         eikonal = ((grad.norm(dim=-1) - 1) ** 2).mean()
@@ -145,14 +153,17 @@ def normal_image(normals: torch.Tensor) -> torch.Tensor:
 
 
 def plot(columns, out: Path) -> None:
-    fig, axes = plt.subplots(2, len(columns), figsize=(3.4 * len(columns) + 1, 7), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        2, len(columns), figsize=(3.4 * len(columns) + 1, 7), squeeze=False, layout="constrained"
+    )
     for col, (title, sdf, normals) in enumerate(columns):
         top, bottom = axes[0, col], axes[1, col]
-        image = top.imshow(sdf, origin="lower", extent=(-1, 1, -1, 1), cmap="RdBu",
-                           vmin=-0.6, vmax=0.6)
-        top.contour(sdf, levels=[0.0], colors="k", origin="lower", extent=(-1, 1, -1, 1),
-                    linewidths=1)
+        image = top.imshow(
+            sdf, origin="lower", extent=(-1, 1, -1, 1), cmap="RdBu", vmin=-0.6, vmax=0.6
+        )
+        top.contour(
+            sdf, levels=[0.0], colors="k", origin="lower", extent=(-1, 1, -1, 1), linewidths=1
+        )
         top.set_title(title, fontsize=10)
         bottom.imshow(normal_image(normals), origin="lower", extent=(-1, 1, -1, 1))
         for ax in (top, bottom):
@@ -179,8 +190,9 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
 
-    test_points = near_surface(args.test_points, SURFACE_BAND / 2,
-                               torch.Generator().manual_seed(args.seed + 1))
+    test_points = near_surface(
+        args.test_points, SURFACE_BAND / 2, torch.Generator().manual_seed(args.seed + 1)
+    )
     test_points = test_points[shape_sdf(test_points).abs() < SURFACE_BAND]
     plane = z_slice(args.slice_resolution)
 
@@ -200,11 +212,13 @@ def main(argv=None) -> dict:
         error = results[name]["normal_error_deg_mean"]
         title = f"{name} interpolation\nmean normal error {error:.2f}°"
         columns.append((title, sdf.detach().cpu(), grad.cpu()))
-        print(f"{name:>10}: mean angular normal error {error:.2f} deg "
-              f"(median {results[name]['normal_error_deg_median']:.2f}), "
-              f"mean |SDF error| {results[name]['sdf_abs_error_mean']:.4f}, "
-              f"trained in {seconds:.0f} s ({results[name]['ms_per_step']:.0f} ms per step, "
-              f"MultiResGrid on the {backend} backend)")
+        print(
+            f"{name:>10}: mean angular normal error {error:.2f} deg "
+            f"(median {results[name]['normal_error_deg_median']:.2f}), "
+            f"mean |SDF error| {results[name]['sdf_abs_error_mean']:.4f}, "
+            f"trained in {seconds:.0f} s ({results[name]['ms_per_step']:.0f} ms per step, "
+            f"MultiResGrid on the {backend} backend)"
+        )
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot(columns, args.out)

@@ -134,8 +134,21 @@ def test_command_line_selects_workloads(tmp_path):
     with pytest.raises(SystemExit):
         bench.main(["--quick", "--workloads", "sideways"])
     out = tmp_path / "two.json"
-    bench.main(["--quick", "--threads", "1", "--backends", "auto", "--filter", "3d",
-                "--workloads", "forward", "--out", str(out)])
+    bench.main(
+        [
+            "--quick",
+            "--threads",
+            "1",
+            "--backends",
+            "auto",
+            "--filter",
+            "3d",
+            "--workloads",
+            "forward",
+            "--out",
+            str(out),
+        ]
+    )
     loaded = json.loads(out.read_text())
     assert {row["backend"] for row in loaded["results"]} == {"auto", "native"}
 
@@ -206,10 +219,14 @@ def test_multires_harness_covers_every_case_and_agrees():
     assert "speed-up" in text.getvalue()
     # Both contenders compute the same thing, or the timings compare nothing.
     case = multires.QUICK_CASES[0]
-    encoder = multires.MultiResGrid(case.dims, n_levels=case.n_levels,
-                                    max_resolution=case.max_resolution,
-                                    log2_hashmap_size=case.log2_hashmap_size,
-                                    smoothstep=case.smoothstep, dtype=torch.float64)
+    encoder = multires.MultiResGrid(
+        case.dims,
+        n_levels=case.n_levels,
+        max_resolution=case.max_resolution,
+        log2_hashmap_size=case.log2_hashmap_size,
+        smoothstep=case.smoothstep,
+        dtype=torch.float64,
+    )
     head = multires.MLP(encoder.out_dims, 8, 1, activation=torch.nn.Softplus()).double()
     points = torch.rand(50, case.dims, dtype=torch.float64) * 2 - 1
     grads = {}

@@ -23,10 +23,12 @@ def test_fourier_features_match_the_formula_elementwise():
 def test_fourier_features_known_values():
     B = torch.tensor([[1.0, 0.5]])
     out = fourier_features(torch.tensor([[0.25], [-0.5]]), B)
-    expected = torch.tensor([
-        [0.0, math.cos(math.pi / 4), 1.0, math.sin(math.pi / 4)],
-        [-1.0, 0.0, 0.0, -1.0],
-    ])
+    expected = torch.tensor(
+        [
+            [0.0, math.cos(math.pi / 4), 1.0, math.sin(math.pi / 4)],
+            [-1.0, 0.0, 0.0, -1.0],
+        ]
+    )
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
 
 

@@ -41,27 +41,31 @@ LAYOUTS = ("contiguous", "channels_last", "transposed", "expanded")
 def requests(draw):
     dims = draw(st.sampled_from([2, 3]))
     mode = draw(st.sampled_from(["nearest", "bilinear", "bicubic"][: 3 if dims == 2 else 2]))
-    return dict(
-        dims=dims,
-        mode=mode,
-        padding=draw(st.sampled_from(["zeros", "border", "reflection"])),
-        align=draw(st.booleans()),
-        smoothstep=mode == "bilinear" and draw(st.booleans()),
-        batch=draw(st.integers(0, 2)),
-        channels=draw(st.integers(1, 4)),
-        spatial=draw(st.lists(st.integers(1, 5), min_size=dims, max_size=dims)),
-        points=draw(st.lists(st.integers(0, 4), min_size=dims, max_size=dims)),
-        dtype=draw(st.sampled_from([torch.float64, torch.float32])),
-        layout=draw(st.sampled_from(LAYOUTS)),
-        seed=draw(st.integers(0, 2**31 - 1)),
-    )
+    return {
+        "dims": dims,
+        "mode": mode,
+        "padding": draw(st.sampled_from(["zeros", "border", "reflection"])),
+        "align": draw(st.booleans()),
+        "smoothstep": mode == "bilinear" and draw(st.booleans()),
+        "batch": draw(st.integers(0, 2)),
+        "channels": draw(st.integers(1, 4)),
+        "spatial": draw(st.lists(st.integers(1, 5), min_size=dims, max_size=dims)),
+        "points": draw(st.lists(st.integers(0, 4), min_size=dims, max_size=dims)),
+        "dtype": draw(st.sampled_from([torch.float64, torch.float32])),
+        "layout": draw(st.sampled_from(LAYOUTS)),
+        "seed": draw(st.integers(0, 2**31 - 1)),
+    }
 
 
 def make_tensors(r, snap):
     gen = torch.Generator().manual_seed(r["seed"])
-    input = torch.randn(r["batch"], r["channels"], *r["spatial"], dtype=torch.float64, generator=gen)
-    grid = (torch.rand(r["batch"], *r["points"], r["dims"], dtype=torch.float64, generator=gen)
-            * 3 - 1.5)
+    input = torch.randn(
+        r["batch"], r["channels"], *r["spatial"], dtype=torch.float64, generator=gen
+    )
+    grid = (
+        torch.rand(r["batch"], *r["points"], r["dims"], dtype=torch.float64, generator=gen) * 3
+        - 1.5
+    )
     if snap:
         # Multiples of half a pixel: pixel centers and cell edges, where floor and
         # round meet their ties.
@@ -101,11 +105,18 @@ def derivatives(backend, input, grid, r):
 
 def assert_agrees(actual, expected, dtype, what):
     tolerance = TOLERANCE[dtype]
-    for name, a, e in zip(("output", "grad_input", "grad_grid", "grad2_input", "grad2_grid"),
-                          actual, expected):
+    for name, a, e in zip(
+        ("output", "grad_input", "grad_grid", "grad2_input", "grad2_grid"), actual, expected
+    ):
         scale = 1 + e.abs().max().item() if e.numel() else 1
-        torch.testing.assert_close(a.double(), e, rtol=tolerance, atol=tolerance * scale,
-                                   equal_nan=True, msg=lambda m: f"{what} {name}: {m}")
+        torch.testing.assert_close(
+            a.double(),
+            e,
+            rtol=tolerance,
+            atol=tolerance * scale,
+            equal_nan=True,
+            msg=lambda m, name=name: f"{what} {name}: {m}",
+        )
 
 
 @pytest.mark.parametrize("name", list(BACKENDS))

@@ -66,8 +66,10 @@ def explicit_forward(mlp, x, activation):
     [
         (torch.sin, torch.sin),  # a function
         (nn.ReLU(inplace=True), torch.relu),  # a module instance, as in the original
-        (functools.partial(torch.nn.functional.leaky_relu, negative_slope=0.2),
-         lambda x: torch.where(x > 0, x, 0.2 * x)),
+        (
+            functools.partial(torch.nn.functional.leaky_relu, negative_slope=0.2),
+            lambda x: torch.where(x > 0, x, 0.2 * x),
+        ),
         (nn.Tanh, torch.tanh),  # a module class, instantiated once
     ],
 )

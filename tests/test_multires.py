@@ -37,11 +37,27 @@ def _vertex_coord(index, resolution):
 
 
 def test_resolutions_grow_geometrically_from_base_to_max():
-    encoder = MultiResGrid(2, n_levels=16, base_resolution=16, max_resolution=2048,
-                           log2_hashmap_size=8)
+    encoder = MultiResGrid(
+        2, n_levels=16, base_resolution=16, max_resolution=2048, log2_hashmap_size=8
+    )
     # round(16 * b**l) with b = 128 ** (1 / 15)
     assert encoder.resolutions == (
-        16, 22, 31, 42, 58, 81, 111, 154, 213, 294, 406, 562, 776, 1072, 1482, 2048
+        16,
+        22,
+        31,
+        42,
+        58,
+        81,
+        111,
+        154,
+        213,
+        294,
+        406,
+        562,
+        776,
+        1072,
+        1482,
+        2048,
     )
 
 
@@ -51,8 +67,9 @@ def test_single_level_uses_base_resolution():
 
 @pytest.mark.parametrize("dims", [2, 3])
 def test_dense_levels_up_to_table_size_then_hashed(dims):
-    encoder = MultiResGrid(dims, n_levels=4, n_features=3, base_resolution=4, max_resolution=32,
-                           log2_hashmap_size=10)
+    encoder = MultiResGrid(
+        dims, n_levels=4, n_features=3, base_resolution=4, max_resolution=32, log2_hashmap_size=10
+    )
     table_size = 2**10
     for level, table in zip(encoder.levels, encoder.tables):
         dense = level.resolution**dims <= table_size
@@ -84,8 +101,15 @@ def test_default_3d_memory_matches_documentation():
 @pytest.mark.parametrize("dims", [2, 3])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_output_shape_and_dtype(dims, dtype):
-    encoder = MultiResGrid(dims, n_levels=3, n_features=4, base_resolution=4, max_resolution=16,
-                           log2_hashmap_size=6, dtype=dtype)
+    encoder = MultiResGrid(
+        dims,
+        n_levels=3,
+        n_features=4,
+        base_resolution=4,
+        max_resolution=16,
+        log2_hashmap_size=6,
+        dtype=dtype,
+    )
     coords = torch.rand(2, 5, 7, dims) * 2 - 1
     out = encoder(coords)
     assert out.shape == (2, 5, 7, 12)
@@ -95,8 +119,14 @@ def test_output_shape_and_dtype(dims, dtype):
 
 def test_initialization_is_small_uniform_and_seeded():
     def make():
-        return MultiResGrid(2, n_levels=3, base_resolution=4, max_resolution=32,
-                            log2_hashmap_size=6, generator=torch.Generator().manual_seed(3))
+        return MultiResGrid(
+            2,
+            n_levels=3,
+            base_resolution=4,
+            max_resolution=32,
+            log2_hashmap_size=6,
+            generator=torch.Generator().manual_seed(3),
+        )
 
     a, b = make(), make()
     values = torch.cat([t.detach().flatten() for t in a.tables])
@@ -111,18 +141,32 @@ def test_initialization_is_small_uniform_and_seeded():
 def test_dense_levels_match_grid_sample_on_the_level_grid(dims, smoothstep):
     g = torch.Generator().manual_seed(0)
     encoder = _randomize(
-        MultiResGrid(dims, n_levels=2, n_features=3, base_resolution=3, max_resolution=5,
-                     log2_hashmap_size=8, smoothstep=smoothstep), g)
+        MultiResGrid(
+            dims,
+            n_levels=2,
+            n_features=3,
+            base_resolution=3,
+            max_resolution=5,
+            log2_hashmap_size=8,
+            smoothstep=smoothstep,
+        ),
+        g,
+    )
     assert not any(level.hashed for level in encoder.levels)
     # Include points outside [-1, 1], which are clamped onto the border.
     coords = torch.rand(40, dims, generator=g) * 2.4 - 1.2
     out = encoder(coords)
     for level, table in enumerate(encoder.tables):
         grid = coords.reshape((1,) * dims + coords.shape)
-        expected = torchsample.grid_sample(table, grid, mode="bilinear", padding_mode="border",
-                                           align_corners=True, smoothstep=smoothstep)
-        torch.testing.assert_close(out[:, 3 * level:3 * (level + 1)],
-                                   expected.reshape(3, -1).t())
+        expected = torchsample.grid_sample(
+            table,
+            grid,
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=True,
+            smoothstep=smoothstep,
+        )
+        torch.testing.assert_close(out[:, 3 * level : 3 * (level + 1)], expected.reshape(3, -1).t())
 
 
 @pytest.mark.parametrize("dims", [2, 3])
@@ -138,9 +182,14 @@ def test_hashed_interpolation_uses_the_dense_vertex_convention(dims, smoothstep)
     # Spatial axes of the grid are (d,) h, w: reverse the (x, y[, z]) indices.
     corner_values = grid[0][(slice(None), *reversed(vertices))]
     interpolated = (weights * corner_values).sum(-1).t()
-    expected = torchsample.grid_sample(grid, coords.reshape((1,) * dims + coords.shape),
-                                       mode="bilinear", padding_mode="border",
-                                       align_corners=True, smoothstep=smoothstep)
+    expected = torchsample.grid_sample(
+        grid,
+        coords.reshape((1,) * dims + coords.shape),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
+        smoothstep=smoothstep,
+    )
     torch.testing.assert_close(interpolated, expected.reshape(2, -1).t())
 
 
@@ -149,9 +198,18 @@ def test_hashed_level_matches_brute_force_interpolation(smoothstep):
     g = torch.Generator().manual_seed(2)
     resolution = 7
     encoder = _randomize(
-        MultiResGrid(2, n_levels=1, n_features=2, base_resolution=resolution,
-                     max_resolution=resolution, log2_hashmap_size=4, smoothstep=smoothstep,
-                     dtype=torch.float64), g)
+        MultiResGrid(
+            2,
+            n_levels=1,
+            n_features=2,
+            base_resolution=resolution,
+            max_resolution=resolution,
+            log2_hashmap_size=4,
+            smoothstep=smoothstep,
+            dtype=torch.float64,
+        ),
+        g,
+    )
     table = encoder.tables[0]
     assert encoder.levels[0].hashed
     coords = torch.rand(20, 2, generator=g, dtype=torch.float64) * 2 - 1
@@ -189,14 +247,16 @@ def test_spatial_hash_known_values():
 
 def test_hash_collisions_share_features_and_are_deterministic():
     resolution = 9
-    encoder = MultiResGrid(2, n_levels=1, base_resolution=resolution, max_resolution=resolution,
-                           log2_hashmap_size=4)  # 81 vertices, 16 slots
+    encoder = MultiResGrid(
+        2, n_levels=1, base_resolution=resolution, max_resolution=resolution, log2_hashmap_size=4
+    )  # 81 vertices, 16 slots
     _randomize(encoder, torch.Generator().manual_seed(0))
     vertices = torch.cartesian_prod(torch.arange(resolution), torch.arange(resolution))
     slots = _slot(vertices, 16)
     # Pigeonhole: at least 81 - 16 vertices share a slot with another one.
     assert len(vertices) - len(torch.unique(slots)) >= 81 - 16
     first, second = (vertices[slots == slots[0]][:2]).tolist()
+
     def at(vertex):
         return torch.tensor([[_vertex_coord(i, resolution) for i in vertex]])
 
@@ -218,10 +278,18 @@ def test_coordinate_gradient_is_continuous_across_vertices_only_with_smoothstep(
     jumps = {}
     for smoothstep in (False, True):
         encoder = _randomize(
-            MultiResGrid(2, n_levels=1, n_features=3, base_resolution=resolution,
-                         max_resolution=resolution, log2_hashmap_size=4 if hashed else 8,
-                         smoothstep=smoothstep, dtype=torch.float64),
-            torch.Generator().manual_seed(5))
+            MultiResGrid(
+                2,
+                n_levels=1,
+                n_features=3,
+                base_resolution=resolution,
+                max_resolution=resolution,
+                log2_hashmap_size=4 if hashed else 8,
+                smoothstep=smoothstep,
+                dtype=torch.float64,
+            ),
+            torch.Generator().manual_seed(5),
+        )
         assert encoder.levels[0].hashed is hashed
         direction = torch.randn(3, generator=g, dtype=torch.float64)
         jumps[smoothstep] = []
@@ -251,16 +319,17 @@ def test_coordinate_gradient_is_continuous_across_vertices_only_with_smoothstep(
 )
 @pytest.mark.parametrize("smoothstep", [False, True])
 def test_gradgradcheck_through_dense_and_hashed_levels(dims, layout, smoothstep):
-    encoder = MultiResGrid(dims, n_features=2, smoothstep=smoothstep, dtype=torch.float64,
-                           **layout)
+    encoder = MultiResGrid(dims, n_features=2, smoothstep=smoothstep, dtype=torch.float64, **layout)
     _randomize(encoder, torch.Generator().manual_seed(6))
     hashed = [level.hashed for level in encoder.levels]
     assert hashed[0] is False and hashed[-1] is True
     names = [name for name, _ in encoder.named_parameters()]
     params = [p.detach().clone().requires_grad_(True) for p in encoder.parameters()]
     # Away from cell boundaries, where the encoding is not differentiable.
-    coords = (torch.rand(4, dims, generator=torch.Generator().manual_seed(7),
-                         dtype=torch.float64) * 1.6 - 0.8).requires_grad_(True)
+    coords = (
+        torch.rand(4, dims, generator=torch.Generator().manual_seed(7), dtype=torch.float64) * 1.6
+        - 0.8
+    ).requires_grad_(True)
 
     def encode(coords, *params):
         return functional_call(encoder, dict(zip(names, params)), (coords,))
@@ -270,8 +339,9 @@ def test_gradgradcheck_through_dense_and_hashed_levels(dims, layout, smoothstep)
 
 
 def test_eikonal_style_double_backward_reaches_every_level():
-    encoder = MultiResGrid(3, n_levels=3, base_resolution=3, max_resolution=8,
-                           log2_hashmap_size=6, smoothstep=True)
+    encoder = MultiResGrid(
+        3, n_levels=3, base_resolution=3, max_resolution=8, log2_hashmap_size=6, smoothstep=True
+    )
     _randomize(encoder, torch.Generator().manual_seed(8))
     coords = (torch.rand(64, 3) * 2 - 1).requires_grad_(True)
     (normals,) = torch.autograd.grad(encoder(coords).sum(), coords, create_graph=True)
@@ -281,8 +351,7 @@ def test_eikonal_style_double_backward_reaches_every_level():
 
 
 def test_coords_are_cast_to_the_parameter_dtype():
-    encoder = MultiResGrid(2, n_levels=2, base_resolution=4, max_resolution=8,
-                           log2_hashmap_size=4)
+    encoder = MultiResGrid(2, n_levels=2, base_resolution=4, max_resolution=8, log2_hashmap_size=4)
     coords = torch.rand(10, 2, dtype=torch.float64)
     torch.testing.assert_close(encoder(coords), encoder(coords.float()))
 
@@ -309,4 +378,5 @@ def test_invalid_coordinates():
         encoder(torch.zeros(5, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="coords on cpu, tables on meta"):
         MultiResGrid(3, n_levels=1, base_resolution=4, max_resolution=4, device="meta")(
-            torch.zeros(5, 3))
+            torch.zeros(5, 3)
+        )

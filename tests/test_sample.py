@@ -60,7 +60,9 @@ def test_nobatch_forms():
 
 
 def test_sample2d_and_sample3d_check_rank():
-    with pytest.raises(ValueError, match=r"featmap must be \(b, c, h, w\), got shape \(1, 2, 3, 3, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"featmap must be \(b, c, h, w\), got shape \(1, 2, 3, 3, 3\)"
+    ):
         ts.sample2d(torch.zeros(1, 4, 2), torch.zeros(1, 2, 3, 3, 3))
     with pytest.raises(ValueError, match=r"featmap must be \(b, c, d, h, w\)"):
         ts.sample3d(torch.zeros(1, 4, 3), torch.zeros(1, 2, 3, 3))
@@ -72,8 +74,12 @@ def test_sample2d_and_sample3d_check_rank():
         (torch.zeros(1, 4, 3), torch.zeros(1, 2, 3, 3), ValueError, r"coords must be \(b, n, 2\)"),
         (torch.zeros(4, 2), torch.zeros(1, 2, 3, 3), ValueError, r"coords must be \(b, n, 2\)"),
         (torch.zeros(2, 4, 2), torch.zeros(1, 2, 3, 3), ValueError, "same batch size"),
-        (torch.zeros(1, 4, 2), torch.zeros(1, 2, 3, 3).double(), TypeError,
-         "coords and featmap must have the same dtype"),
+        (
+            torch.zeros(1, 4, 2),
+            torch.zeros(1, 2, 3, 3).double(),
+            TypeError,
+            "coords and featmap must have the same dtype",
+        ),
         (torch.zeros(1, 4, 2), torch.zeros(2, 3, 3), ValueError, "featmap must be"),
     ],
 )

@@ -53,8 +53,7 @@ def loss_of(model, coords, targets):
 
 
 def _ddp_worker(rank, init_file, out_dir):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=WORLD)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
         model = DistributedDataParallel(FeatureGridModel())
         coords, targets = training_data()
@@ -153,8 +152,13 @@ def test_two_processes_building_at_once_both_work(tmp_path):
         pytest.fail("the compiled backend is not registered")
     env = dict(os.environ, TORCHSAMPLE_CACHE_DIR=str(tmp_path / "cache"))
     procs = [
-        subprocess.Popen([sys.executable, "-c", BUILD_AND_USE], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", BUILD_AND_USE],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=900) for p in procs]

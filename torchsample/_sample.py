@@ -51,12 +51,17 @@ def feat_last(t: torch.Tensor) -> torch.Tensor:
     return einops.rearrange(t, "b c ... -> b ... c")
 
 
-def _sample(coords, featmap, dims, mode, padding_mode, align_corners, encoder, feat_last_,
-            smoothstep):
+def _sample(
+    coords, featmap, dims, mode, padding_mode, align_corners, encoder, feat_last_, smoothstep
+):
     check_tensor("coords", coords)
     check_tensor("featmap", featmap)
     if featmap.dim() not in (4, 5) or (dims is not None and featmap.dim() != dims + 2):
-        expected = {2: "(b, c, h, w)", 3: "(b, c, d, h, w)", None: "(b, c, h, w) or (b, c, d, h, w)"}
+        expected = {
+            2: "(b, c, h, w)",
+            3: "(b, c, d, h, w)",
+            None: "(b, c, h, w) or (b, c, d, h, w)",
+        }
         raise ValueError(f"featmap must be {expected[dims]}, got {describe(featmap)}")
     dims = featmap.dim() - 2
     if coords.dim() < 3 or coords.shape[-1] != dims:
@@ -80,8 +85,14 @@ def _sample(coords, featmap, dims, mode, padding_mode, align_corners, encoder, f
     spatial = coords.shape[1:-1]
     # grid_sample wants a grid of the featmap's rank; a flat row of points works.
     grid = coords.reshape(batch, *([1] * (dims - 1)), -1, dims)
-    sampled = grid_sample(featmap, grid, mode=mode, padding_mode=padding_mode,
-                          align_corners=align_corners, smoothstep=smoothstep)
+    sampled = grid_sample(
+        featmap,
+        grid,
+        mode=mode,
+        padding_mode=padding_mode,
+        align_corners=align_corners,
+        smoothstep=smoothstep,
+    )
     sampled = feat_last(sampled.reshape(batch, channels, *spatial))
 
     if encoder is not None:
@@ -144,8 +155,9 @@ def _sampler(name: str, dims: int | None, doc: str):
         feat_last: bool = True,
         smoothstep: bool = False,
     ) -> torch.Tensor:
-        return _sample(coords, featmap, dims, mode, padding_mode, align_corners, encoder,
-                       feat_last, smoothstep)
+        return _sample(
+            coords, featmap, dims, mode, padding_mode, align_corners, encoder, feat_last, smoothstep
+        )
 
     sampler.__name__ = sampler.__qualname__ = name
     sampler.__doc__ = doc
@@ -178,7 +190,7 @@ sample = _sampler(
     >>> centers = torch.tensor([[[0.5, 0.5], [-0.5, 0.5]]])
     >>> ts.sample(centers, labels, mode="nearest").flatten().tolist()
     [3, 2]
-"""
+""",
 )
 sample2d = _sampler(
     "sample2d",
@@ -194,7 +206,7 @@ sample2d = _sampler(
     >>> import torch, torchsample as ts
     >>> ts.sample2d(torch.rand(2, 100, 2) * 2 - 1, torch.rand(2, 3, 8, 8)).shape
     torch.Size([2, 100, 3])
-"""
+""",
 )
 sample3d = _sampler(
     "sample3d",
@@ -211,5 +223,5 @@ sample3d = _sampler(
     >>> volume = torch.rand(1, 4, 8, 8, 8)
     >>> ts.sample3d(torch.zeros(1, 5, 6, 3), volume, feat_last=False).shape
     torch.Size([1, 4, 5, 6])
-"""
+""",
 )

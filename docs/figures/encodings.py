@@ -53,15 +53,24 @@ def _fourier_mlp(scale, generator):
 
 def _models(generator):
     """Name -> (model, Adam learning rate)."""
-    grid = MultiResGrid(2, n_levels=4, n_features=2, base_resolution=16, max_resolution=512,
-                        log2_hashmap_size=12, generator=generator)
+    grid = MultiResGrid(
+        2,
+        n_levels=4,
+        n_features=2,
+        base_resolution=16,
+        max_resolution=512,
+        log2_hashmap_size=12,
+        generator=generator,
+    )
     return {
         "MLP on x": (MLP(1, WIDTH, WIDTH, 1), 1e-3),
         "Fourier features, scale 2": (_fourier_mlp(2.0, generator), 1e-3),
         "Fourier features, scale 20": (_fourier_mlp(20.0, generator), 1e-3),
         "SIREN, w0 = 30": (Siren(1, WIDTH, WIDTH, 1), 1e-3),
         "MultiResGrid, 4 levels": (
-            nn.Sequential(_OnALine(grid), MLP(grid.out_dims, WIDTH, 1)), 1e-2),
+            nn.Sequential(_OnALine(grid), MLP(grid.out_dims, WIDTH, 1)),
+            1e-2,
+        ),
     }
 
 
@@ -91,10 +100,10 @@ def _draw(outdir):
     y_train, y_test = _signal(x_train), _signal(x_test)
 
     fig, (curves, spectrum) = plt.subplots(
-        1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.6, 1]})
+        1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.6, 1]}
+    )
     window = (x_test[:, 0] >= 0) & (x_test[:, 0] <= 0.5)
-    curves.plot(x_test[window], y_test[window], color="k", linewidth=2.5, alpha=0.3,
-                label="signal")
+    curves.plot(x_test[window], y_test[window], color="k", linewidth=2.5, alpha=0.3, label="signal")
     bars = {"signal": _amplitudes(x_test[:, 0], y_test[:, 0])}
     for name, (model, lr) in _models(generator).items():
         fitted = _fit(model, lr, x_train, y_train)
@@ -109,8 +118,9 @@ def _draw(outdir):
     width = 0.8 / len(bars)
     for i, (name, amplitude) in enumerate(bars.items()):
         positions = [k + (i - (len(bars) - 1) / 2) * width for k in range(len(FREQUENCIES))]
-        spectrum.bar(positions, amplitude, width, label=name,
-                     color="0.7" if name == "signal" else None)
+        spectrum.bar(
+            positions, amplitude, width, label=name, color="0.7" if name == "signal" else None
+        )
     spectrum.set_xticks(range(len(FREQUENCIES)), [f"{f:g}" for f in FREQUENCIES])
     spectrum.set_xlabel("frequency (cycles per unit of x)")
     spectrum.set_ylabel("amplitude recovered")

@@ -158,8 +158,11 @@ def _memory_cell(by_backend, backends):
     values = []
     for b in backends:
         row = by_backend.get(b)
-        values.append(_mib(row["peak_memory_bytes"]) if _ok(row) and row.get(
-            "peak_memory_bytes") is not None else "n/a")
+        values.append(
+            _mib(row["peak_memory_bytes"])
+            if _ok(row) and row.get("peak_memory_bytes") is not None
+            else "n/a"
+        )
     return " / ".join(values)
 
 
@@ -186,8 +189,9 @@ def _plot(cases_rows, cases, baseline, title, path):
     ax.set_xlim(low / 2.2, high * 2.2)
     ax.set_yticks(list(positions), labels, fontsize=9)
     ax.set_ylim(len(labels) - 0.5, -0.5)  # first case on top
-    ax.set_xlabel(f"compiled speed-up over {baseline} (log scale; right of 1 is faster)",
-                  fontsize=9)
+    ax.set_xlabel(
+        f"compiled speed-up over {baseline} (log scale; right of 1 is faster)", fontsize=9
+    )
     ax.set_title(title, fontsize=10)
     ax.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
@@ -223,8 +227,11 @@ def _section(path, payload, backends, rows, outdir):
             + " and ".join(f"``{b}``" for b in compared)
             + f" with ``{baseline}`` (``F.grid_sample``), or with ``reference`` where "
             f"``{baseline}`` cannot serve the case (smoothstep)."
-            + (" ``auto`` is :func:`torchsample.grid_sample` with its dispatch, "
-               "what a user gets." if "auto" in backends else "")
+            + (
+                " ``auto`` is :func:`torchsample.grid_sample` with its dispatch, what a user gets."
+                if "auto" in backends
+                else ""
+            )
         ),
         "",
     ]
