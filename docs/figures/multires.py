@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 
 RESULT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "multires-cpu.json"
 CONTENDERS = ("fused", "auto", "reference")
+LABELS = {"fused": "fused op", "auto": "auto (MultiResGrid)", "reference": "plain PyTorch"}
 WORKLOADS = ("forward", "train_step", "sdf_step")
 
 
@@ -31,14 +32,14 @@ def _plot(payload, rows, path):
     by_dims = {}
     for name, case in payload["cases"].items():
         by_dims.setdefault(case["dims"], []).append(name)
-    fig, axes = plt.subplots(1, len(by_dims), figsize=(10, 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(by_dims), figsize=(10, 4.0), squeeze=False)
     for ax, (dims, cases) in zip(axes[0], sorted(by_dims.items(), reverse=True)):
         labels, positions = [], []
         for w, workload in enumerate(WORKLOADS):
             for c, case in enumerate(cases):
                 x = w * (len(cases) + 1) + c
                 points = payload["cases"][case]["points"]
-                labels.append(f"{workload}\n2^{points.bit_length() - 1}")
+                labels.append(f"2^{points.bit_length() - 1}")
                 positions.append(x)
                 for k, contender in enumerate(CONTENDERS):
                     row = rows.get((case, workload, contender))
@@ -48,11 +49,20 @@ def _plot(payload, rows, path):
                         value,
                         width=0.28,
                         color=f"C{k}",
-                        label=contender if (w, c) == (0, 0) else None,
+                        label=LABELS[contender] if (w, c) == (0, 0) else None,
                     )
+            # The workload's name under its group of point counts.
+            ax.text(
+                w * (len(cases) + 1) + (len(cases) - 1) / 2,
+                -0.16,
+                workload,
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                fontsize=9,
+            )
         ax.set_yscale("log")
-        ax.set_xticks(positions, labels, fontsize=7)
-        ax.set_title(f"{dims}D, default MultiResGrid, smoothstep", fontsize=10)
+        ax.set_xticks(positions, labels, fontsize=8)
+        ax.set_title(f"{dims}D, default MultiResGrid, smoothstep (points per call)", fontsize=10)
         ax.set_ylabel("median time, ms (log; lower is faster)", fontsize=8)
         ax.legend(fontsize=8)
     fig.tight_layout()
