@@ -60,8 +60,9 @@ def test_matches_native_by_default_on_every_mode():
 
 
 def test_which_backend_reports_and_explains():
-    image = torch.rand(1, 3, 8, 8)
-    grid = torch.rand(1, 4, 4, 2) * 2 - 1
+    # Large enough, and with enough channels, for the compiled kernels to win.
+    image = torch.rand(1, 16, 32, 32)
+    grid = torch.rand(1, 64, 64, 2) * 2 - 1
     first = next(iter(BACKENDS))
     plain = ts.which_backend(image, grid)
     assert plain.name == first
@@ -243,7 +244,7 @@ def test_cuda_requests_on_a_cpu_only_build_go_to_native_with_one_warning(
 
 
 def test_cuda_requests_on_a_cpu_only_build_leave_cpu_requests_alone(cpu_only_build):
-    image, grid = torch.rand(1, 2, 4, 4), torch.rand(1, 3, 3, 2)
+    image, grid = torch.rand(1, 16, 8, 8, 8), torch.rand(1, 1, 32, 32, 3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ts.which_backend(image, grid).name == "compiled"
@@ -311,3 +312,50 @@ def test_fps_cuda_request_on_a_cpu_only_build_goes_to_reference(cpu_only_build, 
     ):
         farthest_point_indices(points, lengths.long(), 3, starts.long())
     assert len(calls) == 1
+
+
+def _auto(image, grid, **options):
+    return ts.which_backend(image, grid, **options)
+
+
+@pytest.mark.skipif("compiled" not in BACKENDS, reason="needs the compiled backend")
+def test_auto_routes_to_native_where_it_is_faster_on_the_cpu(monkeypatch):
+    from torchsample.ops import _dispatch
+
+    monkeypatch.delenv("TORCHSAMPLE_BACKEND", raising=False)
+    rgb, points = torch.rand(1, 3, 64, 64), torch.rand(1, 128, 128, 2) * 2 - 1
+    features = torch.rand(1, 16, 64, 64)
+    volume, points_3d = torch.rand(1, 4, 8, 8, 8), torch.rand(1, 1, 4, 4, 3) * 2 - 1
+    # 2D bilinear maps with few channels: F.grid_sample, and the reason says so.
+    choice = _auto(rgb, points)
+    assert choice.name == "native" and "fewer than 16 channels" in choice.reason
+    assert _auto(rgb[:, :1], points).name == "native"
+    # Channels or a mode where the compiled kernels won stay compiled.
+    assert _auto(features, points).name == "compiled"
+    assert _auto(rgb, points, mode="nearest").name == "compiled"
+    # F.grid_sample cannot serve smoothstep: nothing to route.
+    assert _auto(rgb, points, smoothstep=True).name == "compiled"
+    # Tiny calls, 2D or 3D: F.grid_sample.
+    choice = _auto(volume, points_3d)
+    assert choice.name == "native" and "calls this small" in choice.reason
+    assert _auto(features, points[:, :8, :8]).name == "native"
+    # The thresholds are where the rule says.
+    n = _dispatch.NATIVE_BELOW_POINT_CHANNELS // 16
+    row = torch.rand(1, 1, n, 2) * 2 - 1
+    assert _auto(features, row).name == "compiled"
+    assert _auto(features, row[:, :, 1:]).name == "native"
+    # A forced backend is not second-guessed.
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "compiled")
+    assert _auto(rgb, points).name == "compiled"
+
+
+@pytest.mark.skipif("compiled" not in BACKENDS, reason="needs the compiled backend")
+def test_routing_changes_no_value():
+    rgb = torch.rand(2, 3, 16, 16, dtype=torch.float64, requires_grad=True)
+    grid = (torch.rand(2, 5, 7, 2, dtype=torch.float64) * 2 - 1).requires_grad_()
+    assert ts.which_backend(rgb, grid).name == "native"
+    out = ts.grid_sample(rgb, grid, padding_mode="border")
+    expected = torch.nn.functional.grid_sample(
+        rgb, grid, padding_mode="border", align_corners=False
+    )
+    assert torch.equal(out, expected)

@@ -135,9 +135,47 @@ def _choose(device_type: str, unsupported, slower=None) -> BackendChoice:
     raise RuntimeError("no backend can serve this call: " + "; ".join(passed_over))
 
 
+# Where F.grid_sample beats the compiled CPU kernels, measured with the
+# training-loop workloads (benchmarks/results/grid_sample-training-cpu.json,
+# docs/performance.rst "Choosing a backend"): 2D bilinear maps with fewer
+# channels than this (1, 3, 4 lost; 16 won) ...
+NATIVE_2D_BELOW_CHANNELS = 16
+# ... and calls with fewer point-channels than this, where the Python around
+# the kernels is most of the cost (16 x 4 and 256 x 16 lost; 4096 x 16 won).
+NATIVE_BELOW_POINT_CHANNELS = 1 << 14
+
+
+def _native_faster(input, grid, mode) -> str | None:
+    """Why ``auto`` passes the compiled backend over for ``F.grid_sample``, if it does."""
+    if input.device.type != "cpu":
+        return None  # no GPU measurements yet
+    channels = input.shape[1]
+    point_channels = grid.numel() // grid.shape[-1] * channels
+    if point_channels < NATIVE_BELOW_POINT_CHANNELS:
+        return (
+            f"F.grid_sample is faster for calls this small on the CPU "
+            f"({point_channels} point-channels < {NATIVE_BELOW_POINT_CHANNELS}, measured)"
+        )
+    if input.dim() == 4 and mode == "bilinear" and channels < NATIVE_2D_BELOW_CHANNELS:
+        return (
+            f"F.grid_sample is faster for 2D bilinear maps with fewer than "
+            f"{NATIVE_2D_BELOW_CHANNELS} channels on the CPU (got {channels}, measured)"
+        )
+    return None
+
+
 def _choose_grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
     args = (input, grid, mode, padding_mode, align_corners, smoothstep)
-    return _choose(input.device.type, lambda backend: backend.unsupported_reason(*args))
+    native_serves = native.unsupported_reason(*args) is None
+
+    def slower(backend):
+        if backend is compiled and native_serves:
+            return _native_faster(input, grid, mode)
+        return None
+
+    return _choose(
+        input.device.type, lambda backend: backend.unsupported_reason(*args), slower=slower
+    )
 
 
 def which_backend(
@@ -221,7 +259,10 @@ def grid_sample(
     -----
     The call is served by one of several backends (see :func:`which_backend`):
     the compiled C++/CUDA extension when it is built, ``F.grid_sample`` when
-    it can serve the request, and the pure-PyTorch reference otherwise. Set
+    it can serve the request, and the pure-PyTorch reference otherwise. On
+    the CPU, ``F.grid_sample`` also takes the calls where it measured faster
+    than the compiled kernels: 2D bilinear maps with fewer than 16 channels
+    and calls under 2^14 point-channels (see :doc:`/performance`). Set
     ``TORCHSAMPLE_BACKEND`` to ``compiled``, ``native`` or ``reference`` to
     force one.
 
