@@ -46,7 +46,7 @@ for source in "${sources[@]}"; do
     object="$out/$(basename "${source%.cu}").o"
     echo "nvcc -arch=$arch ${source#"$repo"/} -> $object"
     "$nvcc" -c "$source" -o "$object" \
-        -arch="$arch" -std=c++20 -O3 --expt-relaxed-constexpr -Xcompiler -fPIC \
+        -arch="$arch" -std=c++20 -O3 --expt-relaxed-constexpr -lineinfo -Xcompiler -fPIC \
         -D_GLIBCXX_USE_CXX11_ABI="$abi" -DTORCH_EXTENSION_NAME=torchsample_ops \
         -DTORCH_API_INCLUDE_EXTENSION_H \
         -I "$repo/torchsample/csrc" "${include_flags[@]}"

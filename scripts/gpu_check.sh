@@ -9,8 +9,9 @@
 # Each phase fits in one call of under 8 minutes on an H100/H200. Every step
 # logs to OUTDIR/<step>.log and one line to OUTDIR/summary.txt; the script
 # stops at the first failing step and says which. A missing compute-sanitizer
-# is a failure, not a pass. The package is used from this checkout through
-# PYTHONPATH (nothing is installed), and the extension is built into
+# is a failure, not a pass. The CUDA kernels are built with -lineinfo, so
+# sanitizer reports name source lines. The package is used from this checkout
+# through PYTHONPATH (nothing is installed), and the extension is built into
 # .gpu-cache/ inside the checkout, so the bench phase reuses the build of the
 # check phase when it runs on the same machine.
 set -euo pipefail
