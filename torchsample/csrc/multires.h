@@ -127,5 +127,22 @@ C10_HOST_DEVICE inline acc_t dd_corner(const Stencil<acc_t, DIMS>& s, int k, int
   return value;
 }
 
+// Corner k's weight differentiated along the direction `gg` (one value per
+// axis, or null for none): the directional derivative of the weight, and of
+// its gradient (one per axis). What the double backward needs per corner.
+template <typename acc_t, int DIMS>
+C10_HOST_DEVICE inline acc_t along(const Stencil<acc_t, DIMS>& s, int k, const acc_t* gg,
+                                   acc_t (&second)[DIMS]) {
+  acc_t directional = 0;
+  for (int b = 0; b < DIMS; ++b) second[b] = 0;
+  if (gg) {
+    for (int a = 0; a < DIMS; ++a) {
+      directional += d_corner(s, k, a) * gg[a];
+      for (int b = 0; b < DIMS; ++b) second[b] += dd_corner(s, k, a, b) * gg[a];
+    }
+  }
+  return directional;
+}
+
 }  // namespace multires
 }  // namespace torchsample

@@ -201,16 +201,8 @@ void double_backward_kernel(const Tables<scalar_t>& tables,
           build_stencil<acc_t, DIMS>(x + p * DIMS, level, smoothstep, s);
           acc_t out[kMaxFeatures] = {};
           for (int k = 0; k < s.kCorners; ++k) {
-            // Derivatives of this corner's weight along gg_coords: the first
-            // (a number) and the second (one per axis).
-            acc_t directional = 0;
-            acc_t second[DIMS] = {};
-            if (gg) {
-              for (int a = 0; a < DIMS; ++a) {
-                directional += d_corner(s, k, a) * gg[a];
-                for (int b = 0; b < DIMS; ++b) second[b] += dd_corner(s, k, a, b) * gg[a];
-              }
-            }
+            acc_t second[DIMS];
+            const acc_t directional = along(s, k, gg, second);
             acc_t g_dot_value = 0;
             acc_t g_dot_gg_value = 0;
             for (int64_t f = 0; f < features; ++f) {

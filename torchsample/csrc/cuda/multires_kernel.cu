@@ -110,14 +110,8 @@ __global__ void double_backward_kernel(LevelArgs<scalar_t> args,
     grad_grad_output[p * args.width + args.column + f] = scalar_t(0);
   }
   for (int k = 0; k < s.kCorners; ++k) {
-    acc_t directional = 0;
-    acc_t second[DIMS] = {};
-    if (gg) {
-      for (int a = 0; a < DIMS; ++a) {
-        directional += d_corner(s, k, a) * gg[a];
-        for (int b = 0; b < DIMS; ++b) second[b] += dd_corner(s, k, a, b) * gg[a];
-      }
-    }
+    acc_t second[DIMS];
+    const acc_t directional = along(s, k, gg, second);
     acc_t g_dot_value = 0;
     acc_t g_dot_gg_value = 0;
     for (int64_t f = 0; f < args.features; ++f) {
