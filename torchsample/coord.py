@@ -793,17 +793,18 @@ def uncertain(
     True
     """
     _check_pred(pred, criterion)
-    _check_threshold(threshold)
     if pred.shape[0] != 1:
         raise ValueError(
             f"uncertain needs a batch of one (its coordinates for several would be "
             f"ragged), got pred with {describe(pred)}; use uncertain_pixels for batches"
         )
-    with torch.no_grad():
-        mask = _certainty(pred, dim=1, criterion=criterion) < threshold  # (1, *spatial)
-    index = mask.unsqueeze(1).expand(pred.shape).nonzero(as_tuple=True)
-    pixels = mask[0].nonzero().flip(-1).to(pred.dtype)
-    coords = normalize(pixels, tensor_to_size(pred), align_corners=align_corners)
+    rows, coords = uncertain_pixels(pred, threshold, align_corners, criterion)
+    # Every channel of every row, channel-major: the order of
+    # mask.expand(pred.shape).nonzero(), as the original returned it.
+    channels = pred.shape[1]
+    tiled = rows.repeat(channels, 1)
+    channel = torch.arange(channels, device=rows.device).repeat_interleave(rows.shape[0])
+    index = (tiled[:, 0], channel, *tiled[:, 1:].unbind(1))
     return index, coords.unsqueeze(0)
 
 
