@@ -92,6 +92,58 @@ def test_environment_variable_forces_a_backend(monkeypatch):
         ts.grid_sample(image, grid)
 
 
+def test_a_changed_environment_variable_takes_effect_at_the_next_call(monkeypatch):
+    # grid_sample reads TORCHSAMPLE_BACKEND at every call, as which_backend does.
+    image, grid = torch.rand(1, 2, 4, 4), torch.rand(1, 3, 3, 2) * 2 - 1
+    monkeypatch.delenv("TORCHSAMPLE_BACKEND", raising=False)
+    expected = ["reference", "native", "reference", ts.which_backend(image, grid).name]
+    expected.append(ts.which_backend(image, grid, smoothstep=True).name)
+    served = []
+    for name, backend in BACKENDS.items():
+        monkeypatch.setattr(backend, "grid_sample", lambda *args, name=name: served.append(name))
+    for requested in ("reference", "native", "reference", "auto"):
+        monkeypatch.setenv("TORCHSAMPLE_BACKEND", requested)
+        ts.grid_sample(image, grid)
+    monkeypatch.delenv("TORCHSAMPLE_BACKEND")
+    ts.grid_sample(image, grid, smoothstep=True)
+    assert served == expected
+
+
+def test_which_backend_reasons_are_exact(monkeypatch):
+    monkeypatch.delenv("TORCHSAMPLE_BACKEND", raising=False)
+    tiny, tiny_grid = torch.rand(1, 4, 8, 8), torch.rand(1, 16, 1, 2) * 2 - 1
+    smooth = ts.which_backend(tiny, tiny_grid, smoothstep=True)
+    assert smooth == (next(iter(BACKENDS)), "first choice for this call")
+    if "compiled" in BACKENDS:
+        reason = (
+            "compiled: F.grid_sample is faster for calls this small on the CPU "
+            "(64 point-channels < 16384, measured)"
+        )
+        assert ts.which_backend(tiny, tiny_grid) == ("native", reason)
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "native")
+    assert ts.which_backend(tiny, tiny_grid) == ("native", "selected by TORCHSAMPLE_BACKEND=native")
+
+
+def test_a_call_no_backend_serves_names_every_reason(monkeypatch):
+    from types import SimpleNamespace
+
+    from torchsample.ops import _dispatch
+
+    def refusing(reason):
+        return SimpleNamespace(
+            unavailable_reason=lambda device_type: None, unsupported_reason=lambda *request: reason
+        )
+
+    monkeypatch.delenv("TORCHSAMPLE_BACKEND", raising=False)
+    monkeypatch.setattr(
+        _dispatch, "BACKENDS", {"first": refusing("no good"), "second": refusing("no better")}
+    )
+    with pytest.raises(
+        RuntimeError, match="^no backend can serve this call: first: no good; second: no better$"
+    ):
+        ts.grid_sample(torch.rand(1, 1, 4, 4), torch.rand(1, 2, 2, 2))
+
+
 def test_every_backend_serving_a_call_agrees(monkeypatch):
     image = torch.randn(1, 2, 5, 6, dtype=torch.float64)
     grid = torch.rand(1, 3, 4, 2, dtype=torch.float64) * 2.2 - 1.1

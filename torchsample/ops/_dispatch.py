@@ -30,28 +30,32 @@ def _check_request(input, grid, mode, padding_mode, align_corners, smoothstep) -
     """Validate a grid-sampling request; return the mode with aliases resolved."""
     check_tensor("input", input)
     check_tensor("grid", grid)
-    if input.dim() not in (4, 5):
+    # Every call pays for these checks: each tensor attribute is read once.
+    shape, grid_shape = input.shape, grid.shape
+    ndim = len(shape)
+    if ndim not in (4, 5):
         raise ValueError(
             "input must be a 4D (b, c, h, w) or 5D (b, c, d, h, w) feature map, "
             f"got {describe(input)}"
         )
-    dims = input.dim() - 2
-    expected_grid = "(b, h_out, w_out, 2)" if dims == 2 else "(b, d_out, h_out, w_out, 3)"
-    if grid.dim() != input.dim() or grid.shape[-1] != dims:
+    dims = ndim - 2
+    if len(grid_shape) != ndim or grid_shape[-1] != dims:
+        expected_grid = "(b, h_out, w_out, 2)" if dims == 2 else "(b, d_out, h_out, w_out, 3)"
         raise ValueError(
-            f"grid must be {expected_grid} for a {input.dim()}D input of shape "
-            f"{tuple(input.shape)}, got {describe(grid)}"
+            f"grid must be {expected_grid} for a {ndim}D input of shape "
+            f"{tuple(shape)}, got {describe(grid)}"
         )
-    if 0 in input.shape[2:]:
+    if 0 in shape[2:]:
         # As F.grid_sample: there is nothing to sample or pad from, whatever
         # the backend (the compiled kernels check it too).
         raise ValueError(f"input must have non-empty spatial dimensions, got {describe(input)}")
-    if grid.shape[0] != input.shape[0]:
+    if grid_shape[0] != shape[0]:
         raise ValueError(
-            f"grid and input must have the same batch size, got grid batch {grid.shape[0]} "
-            f"and input batch {input.shape[0]}"
+            f"grid and input must have the same batch size, got grid batch {grid_shape[0]} "
+            f"and input batch {shape[0]}"
         )
-    check_same_device(input=input, grid=grid)
+    if input.device != grid.device:
+        check_same_device(input=input, grid=grid)
     if not grid.is_floating_point():
         raise TypeError(f"grid must have a floating-point dtype, got {describe(grid)}")
     check_choice("mode", mode, MODES)
@@ -87,8 +91,11 @@ def _check_request(input, grid, mode, padding_mode, align_corners, smoothstep) -
 
 
 def _requested_backend() -> str:
+    # Read at every call, so that a change between calls takes effect.
     requested = os.environ.get(ENV_VAR, "auto")
-    return check_choice(f"environment variable {ENV_VAR}", requested, ("auto", *BACKENDS))
+    if requested != "auto" and requested not in BACKENDS:
+        check_choice(f"environment variable {ENV_VAR}", requested, ("auto", *BACKENDS))
+    return requested
 
 
 # (backend, reason) pairs already warned about: one warning per cause.
@@ -102,37 +109,75 @@ def _unavailable_reason(name: str, device_type: str) -> str | None:
     return BACKENDS[name].unavailable_reason(device_type)
 
 
-def _choose(device_type: str, unsupported, slower=None) -> BackendChoice:
-    """The first backend available for ``device_type`` that ``unsupported(backend)`` accepts.
+def _device_type(t: torch.Tensor) -> str:
+    # t.device.type builds a string each time; CPU tensors, the common case
+    # on the hot path, are asked more cheaply.
+    return "cpu" if t.is_cpu else t.device.type
 
-    ``unsupported`` returns None when the backend can serve the call, or why not.
-    ``slower`` (``auto`` only) returns why a backend that can serve the call is
-    passed over anyway: measured to be slower for it than the next one.
+
+def _choose(device_type: str, unsupported: str, request: tuple, slower=None):
+    """The first backend available for ``device_type`` that can serve ``request``.
+
+    ``getattr(backend, unsupported)(*request)`` returns None when the backend
+    can serve the call, or why not. ``slower(backend, *request)`` (``auto``
+    only) returns why a backend that can serve the call is passed over
+    anyway: measured to be slower for it than the next one.
+
+    Returns
+    -------
+    name : str
+        The backend.
+    passed_over : list of (str, str), or None
+        The backends tried before it, each with its reason; None when
+        ``TORCHSAMPLE_BACKEND`` forced the backend. The reasons are strings
+        already, but they are joined into a :class:`BackendChoice` only by
+        :func:`_explain`, for callers that report them.
     """
     requested = _requested_backend()
     if requested != "auto":
-        reason = _unavailable_reason(requested, device_type) or unsupported(BACKENDS[requested])
+        reason = _unavailable_reason(requested, device_type) or getattr(
+            BACKENDS[requested], unsupported
+        )(*request)
         if reason is not None:
             raise RuntimeError(f"{ENV_VAR}={requested} cannot serve this call: {reason}")
-        return BackendChoice(requested, f"selected by {ENV_VAR}={requested}")
+        return requested, None
 
     passed_over = []
     for name, backend in BACKENDS.items():
-        unavailable = _unavailable_reason(name, device_type)
-        if unavailable is not None and (name, unavailable) not in _warned_unavailable:
-            _warned_unavailable.add((name, unavailable))
-            warnings.warn(
-                f"torchsample: the {name} backend is unavailable for {device_type} tensors "
-                f"({unavailable}); falling back to the next backend",
-                RuntimeWarning,
-                stacklevel=5,
-            )
-        reason = unavailable or unsupported(backend) or (slower and slower(backend))
-        if reason is None:
-            why = "; ".join(passed_over) if passed_over else "first choice for this call"
-            return BackendChoice(name, why)
-        passed_over.append(f"{name}: {reason}")
-    raise RuntimeError("no backend can serve this call: " + "; ".join(passed_over))
+        reason = _unavailable_reason(name, device_type)
+        if reason is not None:
+            _warn_unavailable(name, device_type, reason)
+        else:
+            reason = getattr(backend, unsupported)(*request)
+            if reason is None and slower is not None:
+                reason = slower(backend, *request)
+            if reason is None:
+                return name, passed_over
+        passed_over.append((name, reason))
+    raise RuntimeError("no backend can serve this call: " + _joined(passed_over))
+
+
+def _warn_unavailable(name: str, device_type: str, reason: str) -> None:
+    if (name, reason) in _warned_unavailable:
+        return
+    _warned_unavailable.add((name, reason))
+    warnings.warn(
+        f"torchsample: the {name} backend is unavailable for {device_type} tensors "
+        f"({reason}); falling back to the next backend",
+        RuntimeWarning,
+        stacklevel=6,
+    )
+
+
+def _joined(passed_over) -> str:
+    return "; ".join(f"{name}: {reason}" for name, reason in passed_over)
+
+
+def _explain(name: str, passed_over) -> BackendChoice:
+    """The :class:`BackendChoice` for a result of :func:`_choose`."""
+    if passed_over is None:
+        return BackendChoice(name, f"selected by {ENV_VAR}={name}")
+    return BackendChoice(name, _joined(passed_over) or "first choice for this call")
 
 
 # Where F.grid_sample beats the compiled CPU kernels, measured with the
@@ -147,7 +192,7 @@ NATIVE_BELOW_POINT_CHANNELS = 1 << 14
 
 def _native_faster(input, grid, mode) -> str | None:
     """Why ``auto`` passes the compiled backend over for ``F.grid_sample``, if it does."""
-    if input.device.type != "cpu":
+    if not input.is_cpu:
         return None  # no GPU measurements yet
     channels = input.shape[1]
     point_channels = grid.numel() // grid.shape[-1] * channels
@@ -164,18 +209,16 @@ def _native_faster(input, grid, mode) -> str | None:
     return None
 
 
-def _choose_grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
-    args = (input, grid, mode, padding_mode, align_corners, smoothstep)
-    native_serves = native.unsupported_reason(*args) is None
-
-    def slower(backend):
-        if backend is compiled and native_serves:
-            return _native_faster(input, grid, mode)
+def _compiled_slower(backend, input, grid, mode, padding_mode, align_corners, smoothstep):
+    if backend is not compiled:
         return None
+    if native.unsupported_reason(input, grid, mode, padding_mode, align_corners, smoothstep):
+        return None  # nothing to route to
+    return _native_faster(input, grid, mode)
 
-    return _choose(
-        input.device.type, lambda backend: backend.unsupported_reason(*args), slower=slower
-    )
+
+def _choose_grid_sample(request: tuple):
+    return _choose(_device_type(request[0]), "unsupported_reason", request, _compiled_slower)
 
 
 def which_backend(
@@ -210,7 +253,9 @@ def which_backend(
     True
     """
     mode = _check_request(input, grid, mode, padding_mode, align_corners, smoothstep)
-    return _choose_grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep)
+    return _explain(
+        *_choose_grid_sample((input, grid, mode, padding_mode, align_corners, smoothstep))
+    )
 
 
 def grid_sample(
@@ -277,10 +322,9 @@ def grid_sample(
     tensor([[[[1.8438]]]])
     """
     mode = _check_request(input, grid, mode, padding_mode, align_corners, smoothstep)
-    choice = _choose_grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep)
-    return BACKENDS[choice.name].grid_sample(
-        input, grid, mode, padding_mode, align_corners, smoothstep
-    )
+    request = (input, grid, mode, padding_mode, align_corners, smoothstep)
+    name, _ = _choose_grid_sample(request)
+    return BACKENDS[name].grid_sample(*request)
 
 
 def farthest_point_indices(points, lengths, n_samples, start_indices, initial_distances=None):
@@ -300,13 +344,13 @@ def farthest_point_indices(points, lengths, n_samples, start_indices, initial_di
     >>> farthest_point_indices(corners, torch.tensor([4]), 3, torch.tensor([0]))
     tensor([[0, 2, 3]])
     """
-    choice = _choose(points.device.type, lambda backend: backend.unsupported_fps_reason(points))
-    return BACKENDS[choice.name].farthest_point_sample(
+    name, _ = _choose(_device_type(points), "unsupported_fps_reason", (points,))
+    return BACKENDS[name].farthest_point_sample(
         points, lengths, n_samples, start_indices, initial_distances
     )
 
 
-def _fused_multires_slower(backend, coords) -> str | None:
+def _fused_multires_slower(backend, coords, tables) -> str | None:
     # benchmarks/results/multires-cpu.json: on the CPU the fused op's double
     # backward loses to the plain-PyTorch path in an SDF step, while its
     # forward and first-order passes win. Coordinates that require grad are
@@ -344,10 +388,15 @@ def multires_backend(coords: torch.Tensor, tables: list[torch.Tensor]) -> Backen
         the plain-PyTorch path (``native`` or ``reference``);
         ``TORCHSAMPLE_BACKEND`` forces one.
     """
+    return _explain(*_choose_multires(coords, tables))
+
+
+def _choose_multires(coords, tables):
     return _choose(
-        coords.device.type,
-        lambda backend: backend.unsupported_multires_reason(coords, tables),
-        slower=lambda backend: _fused_multires_slower(backend, coords),
+        _device_type(coords),
+        "unsupported_multires_reason",
+        (coords, tables),
+        _fused_multires_slower,
     )
 
 
@@ -370,5 +419,5 @@ def multires_encode(coords, tables, resolutions, smoothstep):
     tensor([[0., 4.],
             [3., 7.]])
     """
-    choice = multires_backend(coords, tables)
-    return BACKENDS[choice.name].multires_encode(coords, tables, resolutions, smoothstep)
+    name, _ = _choose_multires(coords, tables)
+    return BACKENDS[name].multires_encode(coords, tables, resolutions, smoothstep)

@@ -47,13 +47,15 @@ def unavailable_reason(device_type: str = "cpu") -> str | None:
     >>> torch.version.cuda is not None or "without CUDA kernels" in compiled.unavailable_reason("cuda")
     True
     """
-    reason = _extension.unavailable_reason()
-    if reason is not None:
-        return reason
-    _register()
-    info = _extension.build_info()
-    if device_type == "cuda" and not info["cuda"]:
-        return f"the extension was built without CUDA kernels: {info['no_cuda_reason']}"
+    if not _registered:  # once registered, the extension is loaded for good
+        reason = _extension.unavailable_reason()
+        if reason is not None:
+            return reason
+        _register()
+    if device_type == "cuda":
+        info = _extension.build_info()
+        if not info["cuda"]:
+            return f"the extension was built without CUDA kernels: {info['no_cuda_reason']}"
     return None
 
 
@@ -70,7 +72,7 @@ def unsupported_reason(input, grid, mode, padding_mode, align_corners, smoothste
     ...                             False, False)
     'the compiled backend samples integer input with mode="nearest" only, got bilinear'
     """
-    if input.device.type not in ("cpu", "cuda"):
+    if not (input.is_cpu or input.is_cuda):
         return f"the compiled backend runs on CPU and CUDA, got device {input.device}"
     if input.dtype in _INTEGER_DTYPES:
         if mode != "nearest":
@@ -179,7 +181,7 @@ def _prefers_channels_last(input: torch.Tensor, grid: torch.Tensor) -> bool:
     reads are contiguous instead of one cache line per channel.  The copy is
     worth it unless the input is much larger than the work on it.
     """
-    if input.device.type != "cpu" or input.shape[1] < 2 or not input.is_floating_point():
+    if not input.is_cpu or input.shape[1] < 2 or not input.is_floating_point():
         return False
     if input.is_contiguous(memory_format=_CHANNELS_LAST[input.dim()]):
         return False
