@@ -28,6 +28,8 @@ summary="$out/summary.txt"
 cd "$repo"
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 export TORCHSAMPLE_CACHE_DIR="$repo/.gpu-cache"
+# The kernels built from this checkout, never ones an in-place build left beside them.
+export TORCHSAMPLE_KERNELS=jit
 echo "== phase $phase at $(git rev-parse --short HEAD 2>/dev/null || echo '?')" >> "$summary"
 
 step() {

@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 cache=$(mktemp -d)
 trap 'rm -rf "$cache"' EXIT
 export TORCHSAMPLE_CACHE_DIR="$cache"
+# Never kernels prebuilt by an in-place build: these must be the instrumented ones.
+export TORCHSAMPLE_KERNELS=jit
 export TORCHSAMPLE_EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
 export TORCHSAMPLE_EXTRA_LDFLAGS="-fsanitize=address,undefined"
 

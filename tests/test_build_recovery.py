@@ -17,6 +17,9 @@ import pytest
 
 from torchsample import _extension
 
+# The just-in-time build itself, whatever kernels the installation ships.
+JIT = {_extension.KERNELS_ENV_VAR: "jit"}
+
 
 def _run(code, timeout=300, **env):
     return subprocess.run(
@@ -152,7 +155,7 @@ def test_failed_cuda_build_still_loads_the_cpu_kernels(monkeypatch, tmp_path):
 
     monkeypatch.setattr(_extension, "_compile", compile_)
     monkeypatch.setattr(_extension, "_load_library", loaded.append)
-    path, info = _extension._build_and_load()
+    path, info = _extension._jit_build_and_load()
     assert compiled == [True, False]
     assert loaded == [Path(path)] and Path(path).read_bytes() == b"CPU kernels"
     assert Path(path) == _extension.build_plan(with_cuda=False)["library"]
@@ -161,14 +164,20 @@ def test_failed_cuda_build_still_loads_the_cpu_kernels(monkeypatch, tmp_path):
     assert "nvcc fatal: unsupported gpu architecture" in info["no_cuda_reason"]
     # The next process neither retries the CUDA build nor rebuilds the CPU one.
     compiled.clear()
-    assert _extension._build_and_load() == (path, info)
+    assert _extension._jit_build_and_load() == (path, info)
     assert compiled == []
 
 
 @pytest.mark.slow
+@pytest.mark.compiler
 def test_killed_build_is_recovered_by_the_next_process(tmp_path):
     # -O0 (after the default -O3) keeps the two builds short.
-    env = {**os.environ, "TORCHSAMPLE_CACHE_DIR": str(tmp_path), "TORCHSAMPLE_EXTRA_CFLAGS": "-O0"}
+    env = {
+        **os.environ,
+        **JIT,
+        "TORCHSAMPLE_CACHE_DIR": str(tmp_path),
+        "TORCHSAMPLE_EXTRA_CFLAGS": "-O0",
+    }
     build = [sys.executable, "-m", "torchsample.build"]
     first = subprocess.Popen(
         build,
@@ -200,8 +209,14 @@ def test_killed_build_is_recovered_by_the_next_process(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.compiler
 def test_processes_starting_together_build_once(tmp_path):
-    env = {**os.environ, "TORCHSAMPLE_CACHE_DIR": str(tmp_path), "TORCHSAMPLE_EXTRA_CFLAGS": "-O0"}
+    env = {
+        **os.environ,
+        **JIT,
+        "TORCHSAMPLE_CACHE_DIR": str(tmp_path),
+        "TORCHSAMPLE_EXTRA_CFLAGS": "-O0",
+    }
     build = [sys.executable, "-m", "torchsample.build"]
     processes = [
         subprocess.Popen(build, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

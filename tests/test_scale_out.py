@@ -97,6 +97,7 @@ def eikonal_step(model, coords):
 
 
 @pytest.mark.slow
+@pytest.mark.compiler  # inductor generates and compiles C++ for the CPU
 def test_torch_compile_fullgraph_double_backward_training_step(monkeypatch, tmp_path):
     # Dynamo traces torch.autograd.grad only with this switch on.
     monkeypatch.setattr(torch._dynamo.config, "trace_autograd_ops", True)
@@ -147,10 +148,11 @@ BUILD_AND_USE = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.compiler
 def test_two_processes_building_at_once_both_work(tmp_path):
     if ts.ops.BACKENDS.get("compiled") is None:
         pytest.fail("the compiled backend is not registered")
-    env = dict(os.environ, TORCHSAMPLE_CACHE_DIR=str(tmp_path / "cache"))
+    env = dict(os.environ, TORCHSAMPLE_CACHE_DIR=str(tmp_path / "cache"), TORCHSAMPLE_KERNELS="jit")
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", BUILD_AND_USE],

@@ -1,4 +1,12 @@
-"""Just-in-time build and loading of torchsample's C++/CUDA extension.
+"""Loading torchsample's C++/CUDA extension: prebuilt in a wheel, or built just in time.
+
+A wheel built ahead of time (``pip wheel . --no-build-isolation``, see
+``setup.py``) carries the compiled library beside a manifest,
+``_kernels.json``, naming the torch and CUDA versions it was built against
+and a digest of its sources. :func:`load` uses it when it matches the
+installed torch and the sources installed beside it; otherwise (an
+editable install, a wheel without kernels, or one built for another torch,
+which warns once) it builds the library just in time, as follows.
 
 Every source under ``torchsample/csrc/`` (``*.cpp``, ``cpu/*.cpp`` and, when
 the installed torch has CUDA and a CUDA toolkit is found, ``cuda/*.cu``) is
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -35,11 +44,20 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
-CSRC = Path(__file__).resolve().parent / "csrc"
+PACKAGE = Path(__file__).resolve().parent
+CSRC = PACKAGE / "csrc"
+#: The description of the library an ahead-of-time build put in the package.
+PREBUILT_MANIFEST = PACKAGE / "_kernels.json"
+#: Which kernels :func:`load` may use: ``auto`` (the prebuilt ones when they
+#: match the installed torch, else a just-in-time build), ``prebuilt`` (only
+#: those; no compiler is ever run) or ``jit`` (always build).
+KERNELS_ENV_VAR = "TORCHSAMPLE_KERNELS"
+KERNEL_SOURCES = ("auto", "prebuilt", "jit")
 _CXX_FLAGS = ["-O3", "-fopenmp"]
 # -lineinfo: source lines in compute-sanitizer and profiler reports, at no
 # cost to the generated code.
@@ -101,12 +119,31 @@ def cuda_arch_list() -> str | None:
             torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())
         }
         return ";".join(f"{major}.{minor}" for major, minor in sorted(capabilities))
+    return torch_cuda_archs()
+
+
+def torch_cuda_archs() -> str | None:
+    """The GPU architectures the installed torch was built for, as ``TORCH_CUDA_ARCH_LIST``.
+
+    What a wheel is built for unless ``TORCH_CUDA_ARCH_LIST`` says otherwise:
+    the kernels then run wherever the installed torch does. None for a torch
+    without CUDA.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchsample import _extension
+    >>> torch.version.cuda is not None or _extension.torch_cuda_archs() is None
+    True
+    """
+    if torch.version.cuda is None:
+        return None
     archs = []
     for arch in torch.cuda.get_arch_list():  # "sm_90", "sm_90a", "compute_90"
         if arch.startswith("sm_"):
             digits = arch[3:].rstrip("abf")
             archs.append(f"{digits[:-1]}.{digits[-1]}")
-    return ";".join(archs) or None
+    return ";".join(dict.fromkeys(archs)) or None
 
 
 def sources(with_cuda: bool) -> list[Path]:
@@ -150,12 +187,30 @@ def _flags() -> tuple[list[str], list[str]]:
     return cflags, ldflags
 
 
-def _source_hash(files: list[Path], cuda_archs: str | None) -> str:
+def _digest(files: list[Path]):
+    """A running sha256 of the named files (names and contents) and every header."""
     digest = hashlib.sha256()
     headers = sorted(CSRC.rglob("*.h")) + sorted(CSRC.rglob("*.cuh"))
     for path in files + headers:
         digest.update(str(path.relative_to(CSRC)).encode())
         digest.update(path.read_bytes())
+    return digest
+
+
+def sources_digest() -> str:
+    """The sha256 of every C++/CUDA source and header, as a prebuilt library records it.
+
+    Examples
+    --------
+    >>> from torchsample import _extension
+    >>> len(_extension.sources_digest())
+    64
+    """
+    return _digest(sources(with_cuda=True)).hexdigest()
+
+
+def _source_hash(files: list[Path], cuda_archs: str | None) -> str:
+    digest = _digest(files)
     cflags, ldflags = _flags()
     digest.update(" ".join(cflags + ldflags + _CUDA_FLAGS).encode())
     # A library built for other GPUs fails at the first launch ("no kernel
@@ -342,8 +397,168 @@ def _load_library(library: Path) -> None:
     torch.ops.load_library(str(library))
 
 
+def _kernel_source() -> str:
+    requested = os.environ.get(KERNELS_ENV_VAR, "auto")
+    if requested not in KERNEL_SOURCES:
+        raise ValueError(
+            f"environment variable {KERNELS_ENV_VAR} must be one of {', '.join(KERNEL_SOURCES)}, "
+            f"got {requested!r}"
+        )
+    return requested
+
+
+def _release(version: str) -> str:
+    # "2.13.0+cpu" and "2.13.0" from two indexes share a C++ ABI when their
+    # CUDA versions agree, which is compared separately.
+    return version.split("+")[0]
+
+
+def read_manifest(path: Path | None = None) -> dict | None:
+    """What an ahead-of-time build recorded of its library, or None without one.
+
+    Parameters
+    ----------
+    path : pathlib.Path, optional
+        The manifest; by default the installed package's.
+
+    Returns
+    -------
+    dict or None
+        ``library`` (its file name in the package), ``torch`` and ``cuda``
+        (the versions it was built against), ``cuda_kernels`` (bool),
+        ``cuda_archs``, ``no_cuda_reason`` and ``sources_sha256`` (see
+        :func:`sources_digest`).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from torchsample import _extension
+    >>> _extension.read_manifest(Path("no/such/_kernels.json")) is None
+    True
+    """
+    path = PREBUILT_MANIFEST if path is None else path
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def write_manifest(path: Path, library_name: str, cuda_kernels: bool) -> dict:
+    """Record a library built ahead of time for the installed torch (``setup.py`` calls this).
+
+    Returns
+    -------
+    dict
+        What was written, as :func:`read_manifest` returns it.
+    """
+    manifest = {
+        "library": library_name,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cuda_kernels": cuda_kernels,
+        "cuda_archs": os.environ.get("TORCH_CUDA_ARCH_LIST") if cuda_kernels else None,
+        "no_cuda_reason": None if cuda_kernels else _no_cuda_reason(),
+        "sources_sha256": sources_digest(),
+    }
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def prebuilt_mismatch(manifest: dict) -> str | None:
+    """None when a prebuilt library serves the installed torch and sources, else why not.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchsample import _extension
+    >>> built_for = {"torch": "2.4.0", "cuda": torch.version.cuda, "library": "_kernels.so",
+    ...              "sources_sha256": _extension.sources_digest()}
+    >>> print(_extension.prebuilt_mismatch(built_for))  # doctest: +ELLIPSIS
+    the prebuilt kernels were built for torch 2.4.0 ..., the installed torch is ...
+    """
+
+    def label(version, cuda):
+        return f"{version} ({f'CUDA {cuda}' if cuda else 'CPU'})"
+
+    if (_release(manifest["torch"]), manifest["cuda"]) != (
+        _release(torch.__version__),
+        torch.version.cuda,
+    ):
+        return (
+            f"the prebuilt kernels were built for torch {label(manifest['torch'], manifest['cuda'])}"
+            f", the installed torch is {label(torch.__version__, torch.version.cuda)}"
+        )
+    if not (PACKAGE / manifest["library"]).exists():
+        return f"the prebuilt library {PACKAGE / manifest['library']} is missing"
+    if manifest["sources_sha256"] != sources_digest():
+        return (
+            "the prebuilt kernels were compiled from other sources than those installed "
+            "beside them (an older in-place build?)"
+        )
+    return None
+
+
+_warned_mismatch = False
+
+
+def _load_prebuilt(manifest: dict, required: bool) -> tuple[str, dict] | None:
+    """Load the package's prebuilt library, or say why not (warning once) and return None."""
+    global _warned_mismatch
+    reason = prebuilt_mismatch(manifest)
+    if reason is None:
+        library = PACKAGE / manifest["library"]
+        try:
+            _load_library(library)
+        except OSError as error:  # undefined symbols, a foreign platform
+            reason = f"the prebuilt kernels failed to load ({error})"
+        else:
+            no_cuda = manifest["no_cuda_reason"]
+            if not manifest["cuda_kernels"] and torch.version.cuda is not None:
+                no_cuda = (
+                    f"the prebuilt kernels were built without CUDA kernels ({no_cuda}); "
+                    f"set {KERNELS_ENV_VAR}=jit to build them here"
+                )
+            return str(library), {
+                "cuda": manifest["cuda_kernels"],
+                "cuda_archs": manifest["cuda_archs"],
+                "no_cuda_reason": no_cuda,
+                "source": "prebuilt",
+            }
+    if required:
+        raise RuntimeError(f"{KERNELS_ENV_VAR}=prebuilt, but {reason}")
+    if not _warned_mismatch:
+        _warned_mismatch = True
+        warnings.warn(
+            f"torchsample: {reason}; building the kernels just in time instead (install the "
+            f"torchsample wheel built for this torch, or set {KERNELS_ENV_VAR}=jit to silence this)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return None
+
+
 def _build_and_load() -> tuple[str, dict]:
-    """Build and load the library; returns its path and what it was built for.
+    """Load the prebuilt library if it serves, else build one; returns its path and what it has.
+
+    ``TORCHSAMPLE_KERNELS`` chooses (see :data:`KERNEL_SOURCES`).
+    """
+    requested = _kernel_source()
+    if requested != "jit":
+        manifest = read_manifest()
+        if manifest is None and requested == "prebuilt":
+            raise RuntimeError(
+                f"{KERNELS_ENV_VAR}=prebuilt, but this installation has no prebuilt kernels "
+                "(an editable install, or a wheel built without them)"
+            )
+        if manifest is not None:
+            loaded = _load_prebuilt(manifest, required=requested == "prebuilt")
+            if loaded is not None:
+                return loaded
+    path, info = _jit_build_and_load()
+    return path, {**info, "source": "jit"}
+
+
+def _jit_build_and_load() -> tuple[str, dict]:
+    """Build and load the library in the cache; returns its path and what it was built for.
 
     A CUDA build that fails is recorded next to where its library would be,
     so later processes go straight to the CPU build (delete the cache
@@ -378,9 +593,11 @@ def _build_and_load() -> tuple[str, dict]:
 
 
 def load() -> str:
-    """Build the extension if needed and register its ops; returns the library path.
+    """Load the extension (prebuilt, or built if needed) and register its ops; returns its path.
 
-    Idempotent and thread-safe.
+    Idempotent and thread-safe. ``TORCHSAMPLE_KERNELS`` chooses between the
+    kernels prebuilt in the wheel and a just-in-time build (see
+    :data:`KERNELS_ENV_VAR`).
 
     Returns
     -------
@@ -409,10 +626,10 @@ def load() -> str:
             _loaded_path, _info = _build_and_load()
         except Exception as error:  # any failure means "unavailable, and here is why"
             _failure = (
-                f"torchsample could not build its C++ extension ({type(error).__name__}: "
-                f"{str(error).strip()[-2000:]}). A C++17 compiler and ninja are required "
-                "(pip install ninja); set TORCHSAMPLE_BACKEND=reference to use the "
-                "pure-PyTorch backend instead."
+                f"torchsample could not load its C++ extension ({type(error).__name__}: "
+                f"{str(error).strip()[-2000:]}). It needs a torchsample wheel built for the "
+                "installed torch, or a C++17 compiler and ninja (pip install ninja) to build "
+                "it; set TORCHSAMPLE_BACKEND=reference to use the pure-PyTorch backend instead."
             )
             raise RuntimeError(_failure) from error
         return _loaded_path
@@ -429,13 +646,17 @@ def build_info() -> dict:
     dict
         ``cuda`` (bool: the library has CUDA kernels), ``cuda_archs`` (the
         architectures they were compiled for, or None) and
-        ``no_cuda_reason`` (None, or why there are no CUDA kernels).
+        ``no_cuda_reason`` (None, or why there are no CUDA kernels) and
+        ``source``: ``"prebuilt"`` (shipped in the wheel) or ``"jit"``
+        (built in the cache).
 
     Examples
     --------
     >>> import torch, torchsample._extension as ext
     >>> info = ext.build_info()
     >>> info["cuda"] or info["no_cuda_reason"] is not None
+    True
+    >>> info["source"] in ("prebuilt", "jit")
     True
     """
     load()
