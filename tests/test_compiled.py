@@ -70,10 +70,13 @@ def first_and_second(fn, x, grid, seed=1):
     return out, grads, seconds
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["channels-first", "channels-last"])
 @pytest.mark.parametrize("case", ALL_CASES, ids=_case_id)
-def test_matches_native_forward_backward_double_backward(case):
+def test_matches_native_forward_backward_double_backward(case, channels_last):
     dims, mode, padding, align = case
     x, grid = make_inputs(dims)
+    if channels_last:
+        x = x.contiguous(memory_format=compiled._CHANNELS_LAST[x.dim()])
 
     def native(a, g):
         return F.grid_sample(a, g, mode=mode, padding_mode=padding, align_corners=align)
@@ -300,7 +303,7 @@ def _eikonal_loss(x, grid):
 
 
 def test_torch_compile_fullgraph_double_backward():
-    x, grid = make_inputs(3, points=(2, 3))
+    x, grid = make_inputs(3, points=(16, 64))
     # The traced graph includes the channels-last copy op.
     assert compiled._prefers_channels_last(x, grid)
     x.requires_grad_()
@@ -458,6 +461,26 @@ def test_large_volume_through_the_channels_last_copy():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
+def test_small_calls_read_the_map_in_place():
+    # The copy pays for itself from CHANNELS_LAST_FROM_POINT_CHANNELS on; below,
+    # the kernels read the channels-first map as it is.
+    x = torch.zeros(1, 4, 16, 16)
+    points = compiled.CHANNELS_LAST_FROM_POINT_CHANNELS // 4
+    grid = torch.zeros(1, points, 1, 2)
+    assert compiled._prefers_channels_last(x, grid)
+    assert not compiled._prefers_channels_last(x, grid[:, 1:])
+    # Maps much larger than the work on them are not copied either...
+    assert not compiled._prefers_channels_last(torch.zeros(1, 4, 512, 512), grid)
+    # ... nor those already channels last, on one channel, or integer.
+    assert not compiled._prefers_channels_last(
+        x.contiguous(memory_format=torch.channels_last), grid
+    )
+    assert not compiled._prefers_channels_last(
+        torch.zeros(1, 1, 16, 16), torch.zeros(1, 4096, 1, 2)
+    )
+    assert not compiled._prefers_channels_last(x.long(), grid)
+
+
 def test_direct_op_on_channels_last_returns_matching_layout():
     x, grid = make_inputs(2, channels=4)
     x_cl = x.contiguous(memory_format=torch.channels_last)
@@ -608,24 +631,43 @@ def test_cuda_input_gradients_alert_in_deterministic_mode():
         torch.use_deterministic_algorithms(previous)
 
 
-@pytest.mark.parametrize("engine_queries", [True, False], ids=["engine-queries", "fallback"])
-def test_output_mask_with_and_without_the_private_engine_queries(monkeypatch, engine_queries):
-    # torch._C._will_engine_execute_node is private: without it the static
-    # mask computes the unwanted input gradient too, with the same results.
-    if not engine_queries:
-        monkeypatch.setattr(compiled, "_will_engine_execute_node", None)
-    masks = []
-    original = compiled._output_mask
+class _RecordMasks(torch.utils._python_dispatch.TorchDispatchMode):
+    """The output_mask each backward op is called with, by op name."""
 
-    def recorded(ctx, count):
-        masks.append(original(ctx, count))
-        return masks[-1]
+    def __init__(self):
+        super().__init__()
+        self.masks = []
 
-    monkeypatch.setattr(compiled, "_output_mask", recorded)
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.__name__.split(".")[0]
+        if name in ("grid_sample_backward", "grid_sample_double_backward"):
+            self.masks.append((name, list(args[-1])))
+        return func(*args, **(kwargs or {}))
+
+
+def test_backward_computes_only_the_gradients_the_engine_will_use():
+    # The autograd formulas (csrc/grid_sample_autograd.cpp) ask the engine
+    # which inputs' producers it will run: the map requires grad, but a loss
+    # on the grid gradient alone needs no map gradient (a full-size scatter).
     x, grid = make_inputs(2)
     x.requires_grad_()
     grid.requires_grad_()
-    (ours,) = torch.autograd.grad(compiled_sample(x, grid).sum(), grid)
+    with _RecordMasks() as first_order:
+        (ours,) = torch.autograd.grad(compiled_sample(x, grid).sum(), grid)
+        compiled_sample(x, grid).sum().backward()
     (expected,) = torch.autograd.grad(F.grid_sample(x, grid, align_corners=False).sum(), grid)
     torch.testing.assert_close(ours, expected)
-    assert masks == [[not engine_queries, True]]
+    assert first_order.masks == [
+        ("grid_sample_backward", [False, True, False]),
+        ("grid_sample_backward", [True, True, False]),
+    ]
+    # Under create_graph the tap products are kept for the double backward,
+    # which again computes only what the second pass asks for.
+    with _RecordMasks() as second_order:
+        out = compiled_sample(x, grid, smoothstep=True)
+        (g,) = torch.autograd.grad(out.sum(), grid, create_graph=True)
+        torch.autograd.grad(g.square().sum(), grid)
+    assert second_order.masks == [
+        ("grid_sample_backward", [False, True, True]),
+        ("grid_sample_double_backward", [False, False, True]),
+    ]

@@ -3,11 +3,12 @@
 The kernels live in ``torchsample/csrc`` and are registered as
 ``torch.ops.torchsample.grid_sample``, ``grid_sample_backward`` and
 ``grid_sample_double_backward``, with ``channels_last_copy`` for the CPU
-kernels' preferred input layout.  This module only adds what torch needs around
-them: fake (meta) implementations for tracing and ``torch.compile``, and
-autograd formulas chaining the three ops, so first and second derivatives are
-analytic kernels for every mode, bicubic included.  A third derivative raises
-an error that points to the reference backend.
+kernels' preferred input layout.  The extension also registers their
+autograd (``csrc/grid_sample_autograd.cpp``), chaining the three ops, so
+first and second derivatives are analytic kernels for every mode, bicubic
+included, and a third derivative raises an error that points to the
+reference backend.  This module adds the fake (meta) implementations that
+tracing and ``torch.compile`` need, and the Python side of a call.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
         # Done here rather than in the kernels so that autograd saves the
         # transposed copy once for backward and double backward.
         input = torch.ops.torchsample.channels_last_copy(input)
-    # Leaves get a view, a node the engine can report on (see _output_mask).
+    # Leaves get a view, a node the engine can report on (see _engine_mask).
     input, grid = _non_leaf(input), _non_leaf(grid)
     return torch.ops.torchsample.grid_sample(
         input, grid, _INTERPOLATION[mode], _PADDING[padding_mode], align_corners, smoothstep
@@ -174,19 +175,29 @@ def _non_leaf(t: torch.Tensor) -> torch.Tensor:
     return t.view_as(t) if t.is_leaf and t.requires_grad else t
 
 
+# The transposed copy costs an op call and an allocation, which reads with
+# channels last only earn back on calls with at least this many
+# point-channels (docs/performance.rst, "Where each backend is slower").
+CHANNELS_LAST_FROM_POINT_CHANNELS = 1 << 12
+
+
 def _prefers_channels_last(input: torch.Tensor, grid: torch.Tensor) -> bool:
     """Whether the CPU kernels should read a channels-last copy of ``input``.
 
     Each sample reads every channel at a few pixels: with channels last those
     reads are contiguous instead of one cache line per channel.  The copy is
-    worth it unless the input is much larger than the work on it.
+    worth it unless the call is small or the input is much larger than the
+    work on it.
     """
-    if not input.is_cpu or input.shape[1] < 2 or not input.is_floating_point():
+    channels = input.shape[1]
+    point_channels = grid.numel() // grid.shape[-1] * channels
+    if point_channels < CHANNELS_LAST_FROM_POINT_CHANNELS or channels < 2 or not input.is_cpu:
         return False
-    if input.is_contiguous(memory_format=_CHANNELS_LAST[input.dim()]):
+    if not input.is_floating_point() or input.is_contiguous(
+        memory_format=_CHANNELS_LAST[input.dim()]
+    ):
         return False
-    points = grid.numel() // grid.shape[-1]
-    return input.numel() <= 32 * points * input.shape[1]
+    return input.numel() <= 32 * point_channels
 
 
 def _empty(like: torch.Tensor) -> torch.Tensor:
@@ -425,25 +436,6 @@ def _fake_farthest_point_sample(points, lengths, n_samples, start_indices, initi
     return points.new_empty((batch, n_samples), dtype=torch.long)
 
 
-def _channels_last_copy_grad(ctx, grad):
-    return grad
-
-
-def _setup_context(ctx, inputs, output):
-    *tensors, interpolation, padding, align_corners, smoothstep = inputs
-    ctx.save_for_backward(*tensors)
-    ctx.options = (interpolation, padding, align_corners, smoothstep)
-
-
-def _setup_backward_context(ctx, inputs, output):
-    *tensors, interpolation, padding, align_corners, smoothstep, output_mask = inputs
-    tap_products = output[2]
-    ctx.mark_non_differentiable(tap_products)
-    ctx.save_for_backward(*tensors, tap_products)
-    ctx.options = (interpolation, padding, align_corners, smoothstep)
-    ctx.output_mask = tuple(output_mask)
-
-
 # Private autograd-engine queries with no public equivalent: which nodes the
 # running backward pass will execute.  A torch without them gets the static
 # mask, which is correct, only slower for losses on the grid gradient alone.
@@ -451,21 +443,18 @@ _AccumulateGrad = getattr(getattr(torch._C, "_functions", None), "AccumulateGrad
 _will_engine_execute_node = getattr(torch._C, "_will_engine_execute_node", None)
 
 
-def _output_mask(ctx, count: int) -> list[bool]:
-    """Which of the first ``count`` inputs this backward pass really needs.
-
-    ``needs_input_grad`` only says which inputs require grad; an eikonal loss
-    asks for the grid gradient alone while the features require grad too, and
-    skipping the unwanted input gradient saves a full-size scatter.  The
-    engine knows which nodes it will run (it cannot say for leaves during
-    ``torch.autograd.grad``); traced graphs keep the static mask.
-    """
-    return _engine_mask(ctx, list(ctx.needs_input_grad[:count]))
-
-
 def _engine_mask(ctx, mask: list[bool]) -> list[bool]:
     """``mask`` (one entry per differentiable input, lists flattened, in the
-    order of ``ctx.next_functions``) with the inputs the engine will not run off."""
+    order of ``ctx.next_functions``) with the inputs the engine will not run off.
+
+    ``needs_input_grad`` only says which inputs require grad; an eikonal loss
+    asks for the coordinate gradient alone while the features require grad
+    too, and skipping the unwanted feature gradient saves a full-size
+    scatter.  The engine knows which nodes it will run (it cannot say for
+    leaves during ``torch.autograd.grad``); traced graphs keep the static
+    mask.  The grid-sample ops make the same test in C++
+    (``csrc/grid_sample_autograd.cpp``).
+    """
     if torch.compiler.is_compiling() or None in (_AccumulateGrad, _will_engine_execute_node):
         return mask
     for i, (node, _) in enumerate(ctx.next_functions[: len(mask)]):
@@ -474,50 +463,13 @@ def _engine_mask(ctx, mask: list[bool]) -> list[bool]:
     return mask
 
 
-def _grid_sample_grad(ctx, grad_output):
-    input, grid = ctx.saved_tensors
-    mask = _output_mask(ctx, 2)
-    # Under create_graph a double backward may follow, which can reuse the
-    # tap products the grid gradient is made of instead of re-reading input.
-    keep_tap_products = mask[1] and torch.is_grad_enabled()
-    grad_input, grad_grid, _ = torch.ops.torchsample.grid_sample_backward(
-        grad_output, input, grid, *ctx.options, [*mask, keep_tap_products]
-    )
-    return (grad_input if mask[0] else None, grad_grid if mask[1] else None, None, None, None, None)
-
-
-def _grid_sample_backward_grad(ctx, grad_grad_input, grad_grad_grid, _grad_tap_products):
-    grad_output, input, grid, tap_products = ctx.saved_tensors
-    computed_input, computed_grid, _ = ctx.output_mask
-    # Outputs the backward op left empty carry no gradient.
-    grad_grad_input = grad_grad_input if computed_input else None
-    grad_grad_grid = grad_grad_grid if computed_grid else None
-    mask = _output_mask(ctx, 3)
-    grad_grad_output, grad_input, grad_grid = torch.ops.torchsample.grid_sample_double_backward(
-        grad_grad_input, grad_grad_grid, grad_output, input, grid, tap_products, *ctx.options, mask
-    )
-    return (
-        grad_grad_output if mask[0] else None,
-        grad_input if mask[1] else None,
-        grad_grid if mask[2] else None,
-        None,
-        None,
-        None,
-        None,
-        None,
-    )
-
-
-def _third_order(ctx, *grads):
-    raise RuntimeError(
-        "torchsample's compiled grid_sample provides first and second derivatives only; "
-        "for third and higher orders use the reference backend "
-        "(TORCHSAMPLE_BACKEND=reference), which is differentiable to any order"
-    )
-
-
 def _register() -> None:
-    """Attach fake and autograd implementations to the ops, once (thread-safe)."""
+    """Attach fake implementations to the ops, once (thread-safe).
+
+    The grid-sample ops' autograd is registered by the extension itself
+    (``csrc/grid_sample_autograd.cpp``); the multires ops' in
+    :mod:`.compiled_multires`.
+    """
     global _registered
     if _registered:
         return
@@ -529,17 +481,7 @@ def _register() -> None:
         torch.library.register_fake(library + "grid_sample", _fake_grid_sample)
         torch.library.register_fake(library + "grid_sample_backward", _fake_backward)
         torch.library.register_fake(library + "grid_sample_double_backward", _fake_double_backward)
-        torch.library.register_autograd(
-            library + "grid_sample", _grid_sample_grad, setup_context=_setup_context
-        )
-        torch.library.register_autograd(
-            library + "grid_sample_backward",
-            _grid_sample_backward_grad,
-            setup_context=_setup_backward_context,
-        )
-        torch.library.register_autograd(library + "grid_sample_double_backward", _third_order)
         torch.library.register_fake(library + "channels_last_copy", _fake_channels_last_copy)
-        torch.library.register_autograd(library + "channels_last_copy", _channels_last_copy_grad)
         torch.library.register_fake(library + "farthest_point_sample", _fake_farthest_point_sample)
         compiled_multires.register(library)
         _registered = True

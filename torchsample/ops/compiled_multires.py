@@ -50,7 +50,7 @@ def encode(coords, tables, resolutions, smoothstep):
     compiled._register()
     # Views give the leaves (parameters) a node the autograd engine can say
     # it will not run, so a pass that only wants coordinate gradients skips
-    # the table scatters (see compiled._output_mask).
+    # the table scatters (see compiled._engine_mask).
     coords = compiled._non_leaf(coords)
     tables = [compiled._non_leaf(table) for table in tables]
     return torch.ops.torchsample.multires_encode(coords, tables, list(resolutions), smoothstep)
