@@ -48,6 +48,30 @@ WORKLOAD_NOTES = {
     ),
 }
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "GPU"}
+#: The training-loop file and the cells of the headline table, in its order:
+#: the cases the performance issue was filed with, as a training loop makes
+#: them.
+HEADLINE_RESULTS = "grid_sample-training-cpu.json"
+HEADLINE = [
+    ("train_forward", "2d c1 256x256 n=2^18 float32"),
+    ("train_forward", "2d c3 256x256 n=2^18 float32"),
+    ("train_forward", "2d c3 512x512 n=2^18 float32"),
+    ("train_forward", "2d c64 256x256 n=2^18 float32"),
+    ("train_step", "2d c1 512x512 n=2^18 float32"),
+    ("train_step", "2d c3 512x512 n=2^18 float32"),
+    ("sdf_step", "2d c1 512x512 n=2^18 float32"),
+    ("sdf_step", "3d c1 128x128x128 n=2^16 float32"),
+    ("sdf_step", "3d c16 96x96x96 n=2^17 float32"),
+    ("sdf_step", "3d c16 96x96x96 n=2^17 float32 smoothstep"),
+    ("forward", "2d c4 8x8 n=2^4 float32"),
+    ("train_step", "2d c4 8x8 n=2^4 float32"),
+]
+WORKLOAD_SHORT = {
+    "train_forward": "forward",
+    "train_step": "forward + backward",
+    "sdf_step": "SDF step",
+    "forward": "forward, no grad",
+}
 
 
 def _load(path):
@@ -274,6 +298,59 @@ def _section(path, payload, backends, rows, outdir):
     return lines
 
 
+def _headline(path):
+    """The headline table's reST: the HEADLINE cells that ``path`` holds."""
+    payload, _, rows = _load(path)
+    cases = payload.get("cases", {})
+    lines = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :class: perf-table",
+        "",
+        "   * - case",
+        "     - ``F.grid_sample``",
+        "     - compiled",
+        "     - ``auto`` (what you get)",
+        "     - compiled vs ``F.grid_sample``",
+        "     - ``auto`` vs ``F.grid_sample``",
+    ]
+    shown = 0
+    for workload, case in HEADLINE:
+        by_backend = rows.get(workload, {}).get(case)
+        if not by_backend or not _ok(by_backend.get("compiled")):
+            continue
+        shown += 1
+        baseline = by_backend.get("native")
+        label = f"{WORKLOAD_SHORT.get(workload, workload)}, {_case_label(case, cases)}"
+        lines += [f"   * - {label}"]
+        if _ok(baseline):
+            lines += [f"     - {_time_cell(baseline)}"]
+        else:  # smoothstep: F.grid_sample has none, the reference stands in
+            reference = by_backend.get("reference")
+            lines += [
+                f"     - n/a (reference: {_seconds(reference['time_s'])})"
+                if _ok(reference)
+                else "     - n/a"
+            ]
+        lines += [f"     - {_time_cell(by_backend.get('compiled'))}"]
+        lines += [f"     - {_time_cell(by_backend.get('auto'))}"]
+        lines += [f"     - {_comparison(by_backend, 'native', b)}" for b in ("compiled", "auto")]
+    if not shown:
+        return ["The training-loop results are not committed yet.", ""]
+    machine, settings = payload["machine"], payload["settings"]
+    return [
+        (
+            f"Measured by ``python -m benchmarks.grid_sample --suite training`` on "
+            f"{machine['cpu_model']}, {settings['threads']} threads, torch {machine['torch']}, "
+            f"{machine['date_utc'][:10]} (``benchmarks/results/{path.name}``): medians "
+            "with the interquartile range under them."
+        ),
+        "",
+        *lines,
+        "",
+    ]
+
+
 def make(outdir):
     """Write the per-workload plots and ``performance.inc`` into ``outdir``.
 
@@ -291,4 +368,9 @@ def make(outdir):
         lines = ["No benchmark results are committed yet.", ""]
     fragment = outdir / "performance.inc"
     fragment.write_text("\n".join(lines))
-    return sorted(outdir.glob("performance-*.png")) + [fragment]
+    headline = outdir / "performance-headline.inc"
+    training = RESULTS / HEADLINE_RESULTS
+    headline.write_text(
+        "\n".join(_headline(training) if training.exists() else ["No results committed yet.", ""])
+    )
+    return sorted(outdir.glob("performance-*.png")) + [fragment, headline]
