@@ -12,8 +12,10 @@
 #include <torch/library.h>
 
 #include <array>
+#include <initializer_list>
 #include <optional>
 #include <tuple>
+#include <vector>
 
 namespace torchsample {
 namespace {
@@ -116,18 +118,31 @@ struct Options {
   bool align_corners;
   bool smoothstep;
 
+  // One entry of saved_data rather than four: each is a string-keyed insert.
   void save(AutogradContext* ctx) const {
-    ctx->saved_data["interpolation"] = interpolation;
-    ctx->saved_data["padding"] = padding;
-    ctx->saved_data["align_corners"] = align_corners;
-    ctx->saved_data["smoothstep"] = smoothstep;
+    ctx->saved_data["options"] = std::vector<int64_t>{interpolation, padding, align_corners,
+                                                      smoothstep};
   }
 
   static Options load(AutogradContext* ctx) {
-    return {ctx->saved_data["interpolation"].toInt(), ctx->saved_data["padding"].toInt(),
-            ctx->saved_data["align_corners"].toBool(), ctx->saved_data["smoothstep"].toBool()};
+    const auto values = ctx->saved_data["options"].toIntVector();
+    return {values[0], values[1], values[2] != 0, values[3] != 0};
   }
 };
+
+// Whether a call on `tensors` records a graph; if not, the autograd kernels
+// below call the op directly, without building a node or saving anything.
+bool records_graph(std::initializer_list<const at::Tensor*> tensors) {
+  if (!at::GradMode::is_enabled()) {
+    return false;
+  }
+  for (const at::Tensor* t : tensors) {
+    if (t->defined() && t->requires_grad()) {
+      return true;
+    }
+  }
+  return false;
+}
 
 at::Tensor if_needed(bool needed, const at::Tensor& gradient) {
   return needed ? gradient : at::Tensor();
@@ -254,6 +269,10 @@ class ChannelsLastCopy : public torch::autograd::Function<ChannelsLastCopy> {
 at::Tensor grid_sample_autograd(const at::Tensor& input, const at::Tensor& grid,
                                 int64_t interpolation, int64_t padding, bool align_corners,
                                 bool smoothstep) {
+  if (!records_graph({&input, &grid})) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    return grid_sample_op(input, grid, interpolation, padding, align_corners, smoothstep);
+  }
   return GridSample::apply(input, grid, interpolation, padding, align_corners, smoothstep);
 }
 
@@ -261,6 +280,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_backward_autograd(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& grid,
     int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
     std::array<bool, 3> output_mask) {
+  if (!records_graph({&grad_output, &input, &grid})) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    return grid_sample_backward_op(grad_output, input, grid, interpolation, padding,
+                                   align_corners, smoothstep, output_mask);
+  }
   const auto outputs = GridSampleBackward::apply(grad_output, input, grid, interpolation, padding,
                                                  align_corners, smoothstep, output_mask);
   return {outputs[0], outputs[1], outputs[2]};
@@ -272,6 +296,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_autog
     const at::Tensor& input, const at::Tensor& grid, const std::optional<at::Tensor>& tap_products,
     int64_t interpolation, int64_t padding, bool align_corners, bool smoothstep,
     std::array<bool, 3> output_mask) {
+  const at::Tensor none;
+  if (!records_graph({grad_grad_input ? &*grad_grad_input : &none,
+                      grad_grad_grid ? &*grad_grad_grid : &none, &grad_output, &input, &grid})) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    return grid_sample_double_backward_op(grad_grad_input, grad_grad_grid, grad_output, input,
+                                          grid, tap_products, interpolation, padding,
+                                          align_corners, smoothstep, output_mask);
+  }
   const auto outputs = GridSampleDoubleBackward::apply(
       grad_grad_input, grad_grad_grid, grad_output, input, grid, tap_products, interpolation,
       padding, align_corners, smoothstep, output_mask);
@@ -279,6 +311,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_autog
 }
 
 at::Tensor channels_last_copy_autograd(const at::Tensor& input) {
+  if (!records_graph({&input})) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    return channels_last_copy_op(input);
+  }
   return ChannelsLastCopy::apply(input);
 }
 
