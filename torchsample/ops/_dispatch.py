@@ -119,9 +119,10 @@ def _choose(device_type: str, unsupported: str, request: tuple, slower=None):
     """The first backend available for ``device_type`` that can serve ``request``.
 
     ``getattr(backend, unsupported)(*request)`` returns None when the backend
-    can serve the call, or why not. ``slower(backend, *request)`` (``auto``
-    only) returns why a backend that can serve the call is passed over
-    anyway: measured to be slower for it than the next one.
+    can serve the call, or why not. ``slower`` (``auto`` only) maps backend
+    names to rules: ``slower[name](*request)`` returns why that backend,
+    though it can serve the call, is passed over anyway: measured to be
+    slower for it than the next one.
 
     Returns
     -------
@@ -149,8 +150,8 @@ def _choose(device_type: str, unsupported: str, request: tuple, slower=None):
             _warn_unavailable(name, device_type, reason)
         else:
             reason = getattr(backend, unsupported)(*request)
-            if reason is None and slower is not None:
-                reason = slower(backend, *request)
+            if reason is None and slower is not None and name in slower:
+                reason = slower[name](*request)
             if reason is None:
                 return name, passed_over
         passed_over.append((name, reason))
@@ -209,16 +210,17 @@ def _native_faster(input, grid, mode) -> str | None:
     return None
 
 
-def _compiled_slower(backend, input, grid, mode, padding_mode, align_corners, smoothstep):
-    if backend is not compiled:
-        return None
+def _compiled_slower(input, grid, mode, padding_mode, align_corners, smoothstep):
     if native.unsupported_reason(input, grid, mode, padding_mode, align_corners, smoothstep):
         return None  # nothing to route to
     return _native_faster(input, grid, mode)
 
 
+_GRID_SAMPLE_SLOWER = {"compiled": _compiled_slower}
+
+
 def _choose_grid_sample(request: tuple):
-    return _choose(_device_type(request[0]), "unsupported_reason", request, _compiled_slower)
+    return _choose(_device_type(request[0]), "unsupported_reason", request, _GRID_SAMPLE_SLOWER)
 
 
 def which_backend(
@@ -350,17 +352,12 @@ def farthest_point_indices(points, lengths, n_samples, start_indices, initial_di
     )
 
 
-def _fused_multires_slower(backend, coords, tables) -> str | None:
+def _fused_multires_slower(coords, tables) -> str | None:
     # benchmarks/results/multires-cpu.json: on the CPU the fused op's double
     # backward loses to the plain-PyTorch path in an SDF step, while its
     # forward and first-order passes win. Coordinates that require grad are
     # the sign of a loss on their gradient (normals, eikonal terms).
-    if (
-        backend is compiled
-        and coords.device.type == "cpu"
-        and coords.requires_grad
-        and torch.is_grad_enabled()
-    ):
+    if coords.is_cpu and coords.requires_grad and torch.is_grad_enabled():
         return (
             "coordinates that require grad on the CPU: the fused op's second derivatives "
             "are slower there than the plain-PyTorch path (measured)"
@@ -391,12 +388,12 @@ def multires_backend(coords: torch.Tensor, tables: list[torch.Tensor]) -> Backen
     return _explain(*_choose_multires(coords, tables))
 
 
+_MULTIRES_SLOWER = {"compiled": _fused_multires_slower}
+
+
 def _choose_multires(coords, tables):
     return _choose(
-        _device_type(coords),
-        "unsupported_multires_reason",
-        (coords, tables),
-        _fused_multires_slower,
+        _device_type(coords), "unsupported_multires_reason", (coords, tables), _MULTIRES_SLOWER
     )
 
 

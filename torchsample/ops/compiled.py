@@ -129,10 +129,10 @@ def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
     if _prefers_channels_last(input, grid):
         # Done here rather than in the kernels so that autograd saves the
         # transposed copy once for backward and double backward.
-        input = torch.ops.torchsample.channels_last_copy(input)
+        input = torch.ops.torchsample.channels_last_copy.default(input)
     # Leaves get a view, a node the engine can report on (see _engine_mask).
     input, grid = _non_leaf(input), _non_leaf(grid)
-    return torch.ops.torchsample.grid_sample(
+    return torch.ops.torchsample.grid_sample.default(
         input, grid, _INTERPOLATION[mode], _PADDING[padding_mode], align_corners, smoothstep
     )
 
