@@ -94,6 +94,7 @@ so this is the traffic a sampler without reuse would move).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -237,11 +238,20 @@ def training_cases(device: str) -> list[Case]:
 
 
 def small_call_cases(device: str) -> list[Case]:
-    """Calls so small that the Python around the kernels is most of their cost."""
+    """Calls so small that the Python around the kernels is most of their cost.
+
+    16 points of a 4-channel map (2D and 3D), then 16-channel maps at 2^12
+    and 2^14 point-channels (2D and 3D), around the size from which ``auto``
+    gives CPU calls to the compiled kernels.
+    """
+    small = _sweep(workloads=("forward", "train_step"))
     return [
-        Case(size=(8, 8), channels=4, points=16, workloads=("forward", "train_step")),
-        Case(size=(8, 8, 8), channels=4, points=16, workloads=("forward", "train_step")),
-        Case(size=(32, 32), channels=16, points=256, workloads=("forward", "train_step")),
+        small(size=(8, 8), channels=4, points=16),
+        small(size=(8, 8, 8), channels=4, points=16),
+        small(size=(32, 32), channels=16, points=256),
+        small(size=(16, 16, 16), channels=16, points=256),
+        small(size=(32, 32), channels=16, points=1024),
+        small(size=(16, 16, 16), channels=16, points=1024),
     ]
 
 
@@ -554,6 +564,8 @@ def run(
             "min_run_time per backend and at least 5 rounds; median over blocks, "
             f"min_run_time={min_run_time}",
             "memory_method": memory_method,
+            # What the auto column's dispatch was told (unset: auto itself).
+            "torchsample_backend": os.environ.get("TORCHSAMPLE_BACKEND", "auto"),
             "bandwidth_estimate": "forward bytes = grid + output + points*channels*corners "
             "values, over the median time, as a fraction of the device's peak DRAM bandwidth",
         },

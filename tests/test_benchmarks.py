@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 
 import pytest
 import torch
@@ -76,6 +77,9 @@ def test_json_round_trip_and_machine(payload, tmp_path):
     assert loaded["machine"]["threads"] == 1
     assert {"cpu_model", "cpu_count", "torch_cuda", "python"} <= set(loaded["machine"])
     assert loaded["settings"]["memory_method"] == _common.memory_method("cpu")
+    assert loaded["settings"]["torchsample_backend"] == os.environ.get(
+        "TORCHSAMPLE_BACKEND", "auto"
+    )
     assert len(loaded["results"]) == len(payload["results"])
 
 
