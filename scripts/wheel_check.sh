@@ -77,5 +77,11 @@ EOF
 without_compiler "$venv_python" -m pytest -p no:cacheprovider -q \
     tests docs README.rst --pyargs torchsample "$@"
 [ ! -e "$work/empty-cache" ] || fail "something was built just in time: $(ls -R "$work/empty-cache")"
+
+echo "== the wheel without kernels builds them just in time, where a compiler runs"
+"$venv_python" -m pip install -q --force-reinstall --no-deps "$pure"
+TORCHSAMPLE_KERNELS=auto "$venv_python" -m torchsample.build | tee "$work/jit.txt"
+grep "kernels: built just in time" "$work/jit.txt" >/dev/null || fail "the kernel-less wheel did not build"
 cd "$repo"
-echo "wheel_check: the wheel's prebuilt kernels pass the tests with no compiler"
+echo "wheel_check: the wheel's prebuilt kernels pass the tests with no compiler, and without"
+echo "kernels the installed package builds them just in time"

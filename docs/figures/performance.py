@@ -48,10 +48,20 @@ WORKLOAD_NOTES = {
     ),
 }
 DEVICE_NAMES = {"cpu": "CPU", "cuda": "GPU"}
-#: The training-loop file and the cells of the headline table, in its order:
-#: the cases the performance issue was filed with, as a training loop makes
-#: them.
-HEADLINE_RESULTS = "grid_sample-training-cpu.json"
+SUITE_TITLES = {
+    "training": "Training loop",
+    "small": "Small calls",
+    "kernels": "The sampler alone",
+}
+#: The files the headline table draws on (the training-loop runs and the
+#: small calls, 2 threads; a cell comes from the first file that has it)
+#: and its cells, in order: the cases the performance issue was filed with,
+#: as a training loop makes them.
+HEADLINE_RESULTS = (
+    "grid_sample-training-cpu.json",
+    "grid_sample-training-smoothstep-cpu.json",
+    "grid_sample-small-cpu.json",
+)
 HEADLINE = [
     ("train_forward", "2d c1 256x256 n=2^18 float32"),
     ("train_forward", "2d c3 256x256 n=2^18 float32"),
@@ -62,6 +72,7 @@ HEADLINE = [
     ("sdf_step", "2d c1 512x512 n=2^18 float32"),
     ("sdf_step", "3d c1 128x128x128 n=2^16 float32"),
     ("sdf_step", "3d c16 96x96x96 n=2^17 float32"),
+    ("sdf_step", "2d c1 512x512 n=2^18 float32 smoothstep"),
     ("sdf_step", "3d c16 96x96x96 n=2^17 float32 smoothstep"),
     ("forward", "2d c4 8x8 n=2^4 float32"),
     ("train_step", "2d c4 8x8 n=2^4 float32"),
@@ -232,7 +243,12 @@ def _section(path, payload, backends, rows, outdir):
     compared = [b for b in ("compiled", "auto") if b in backends]
     cases = payload.get("cases", {})
     device = DEVICE_NAMES.get(settings["device"], settings["device"])
-    title = f"All results: {device}, {settings['threads']} threads"
+    suite = SUITE_TITLES.get(settings.get("suite", "kernels"), settings.get("suite"))
+    title = (
+        f"{suite}: {device}, {settings['threads']} thread{'s' if settings['threads'] > 1 else ''}"
+    )
+    if "smoothstep" in path.stem:
+        title += ", smoothstep against the reference"
     lines = [f".. _results-{path.stem}:", "", title, "-" * len(title), ""]
     processor = machine.get("gpu_name") or machine["cpu_model"]
     lines += [
@@ -298,53 +314,63 @@ def _section(path, payload, backends, rows, outdir):
     return lines
 
 
-def _headline(path):
-    """The headline table's reST: the HEADLINE cells that ``path`` holds."""
-    payload, _, rows = _load(path)
-    cases = payload.get("cases", {})
+def _file_order(path):
+    """Training-loop results first, then small calls, then the sampler alone; GPU files by name."""
+    order = {"training": 0, "training-smoothstep": 1, "training-1thread": 2, "small": 3, "": 4}
+    kind = path.stem.removeprefix("grid_sample").removeprefix("-").rpartition("-")[0]
+    return (order.get(kind, 5), path.name)
+
+
+def _headline(paths):
+    """The headline table's reST: the HEADLINE cells that the files ``paths`` hold."""
+    rows, cases, sources = {}, {}, []
+    for path in paths:
+        payload, _, file_rows = _load(path)
+        sources.append((path, payload))
+        cases = {**payload.get("cases", {}), **cases}
+        for workload, by_case in file_rows.items():
+            for case, by_backend in by_case.items():
+                merged = rows.setdefault(workload, {}).setdefault(case, {})
+                for backend, row in by_backend.items():
+                    merged.setdefault(backend, row)
     lines = [
         ".. list-table::",
         "   :header-rows: 1",
         "   :class: perf-table",
         "",
         "   * - case",
-        "     - ``F.grid_sample``",
+        "     - ``F.grid_sample`` (smoothstep: ``reference``)",
         "     - compiled",
         "     - ``auto`` (what you get)",
-        "     - compiled vs ``F.grid_sample``",
-        "     - ``auto`` vs ``F.grid_sample``",
+        "     - compiled against the first column",
+        "     - ``auto`` against the first column",
     ]
     shown = 0
     for workload, case in HEADLINE:
         by_backend = rows.get(workload, {}).get(case)
         if not by_backend or not _ok(by_backend.get("compiled")):
             continue
+        # F.grid_sample has no smoothstep: the reference backend stands in.
+        baseline = "native" if _ok(by_backend.get("native")) else "reference"
+        if not _ok(by_backend.get(baseline)):
+            continue
         shown += 1
-        baseline = by_backend.get("native")
         label = f"{WORKLOAD_SHORT.get(workload, workload)}, {_case_label(case, cases)}"
         lines += [f"   * - {label}"]
-        if _ok(baseline):
-            lines += [f"     - {_time_cell(baseline)}"]
-        else:  # smoothstep: F.grid_sample has none, the reference stands in
-            reference = by_backend.get("reference")
-            lines += [
-                f"     - n/a (reference: {_seconds(reference['time_s'])})"
-                if _ok(reference)
-                else "     - n/a"
-            ]
-        lines += [f"     - {_time_cell(by_backend.get('compiled'))}"]
-        lines += [f"     - {_time_cell(by_backend.get('auto'))}"]
-        lines += [f"     - {_comparison(by_backend, 'native', b)}" for b in ("compiled", "auto")]
+        lines += [f"     - {_time_cell(by_backend.get(b))}" for b in (baseline, "compiled", "auto")]
+        for backend in ("compiled", "auto"):
+            mine = by_backend.get(backend)
+            ratio = _ratio(by_backend[baseline]["time_s"], mine["time_s"]) if _ok(mine) else ""
+            lines += [f"     - {ratio}"]
     if not shown:
         return ["The training-loop results are not committed yet.", ""]
-    machine, settings = payload["machine"], payload["settings"]
+    described = "; ".join(
+        f"``{path.name}`` ({payload['machine']['cpu_model']}, "
+        f"{payload['settings']['threads']} threads, {payload['machine']['date_utc'][:10]})"
+        for path, payload in sources
+    )
     return [
-        (
-            f"Measured by ``python -m benchmarks.grid_sample --suite training`` on "
-            f"{machine['cpu_model']}, {settings['threads']} threads, torch {machine['torch']}, "
-            f"{machine['date_utc'][:10]} (``benchmarks/results/{path.name}``): medians "
-            "with the interquartile range under them."
-        ),
+        f"Medians with the interquartile range under them, from {described}.",
         "",
         *lines,
         "",
@@ -361,7 +387,7 @@ def make(outdir):
     for stale in outdir.glob("performance-*.png"):
         stale.unlink()
     lines = []
-    for path in sorted(RESULTS.glob("grid_sample-*.json")):
+    for path in sorted(RESULTS.glob("grid_sample-*.json"), key=_file_order):
         payload, backends, rows = _load(path)
         lines += _section(path, payload, backends, rows, outdir)
     if not lines:
@@ -369,8 +395,6 @@ def make(outdir):
     fragment = outdir / "performance.inc"
     fragment.write_text("\n".join(lines))
     headline = outdir / "performance-headline.inc"
-    training = RESULTS / HEADLINE_RESULTS
-    headline.write_text(
-        "\n".join(_headline(training) if training.exists() else ["No results committed yet.", ""])
-    )
+    sources = [RESULTS / name for name in HEADLINE_RESULTS if (RESULTS / name).exists()]
+    headline.write_text("\n".join(_headline(sources)))
     return sorted(outdir.glob("performance-*.png")) + [fragment, headline]
