@@ -113,13 +113,25 @@ def test_which_backend_reasons_are_exact(monkeypatch):
     monkeypatch.delenv("TORCHSAMPLE_BACKEND", raising=False)
     tiny, tiny_grid = torch.rand(1, 4, 8, 8), torch.rand(1, 16, 1, 2) * 2 - 1
     smooth = ts.which_backend(tiny, tiny_grid, smoothstep=True)
-    assert smooth == (next(iter(BACKENDS)), "first choice for this call")
     if "compiled" in BACKENDS:
+        from torchsample import _extension
+
+        kernels = _extension.kernels_description()
+        assert kernels.startswith(("kernels prebuilt in the package", "kernels built just in time"))
+        assert _extension.load() in kernels
+        assert smooth == ("compiled", f"first choice for this call ({kernels})")
         reason = (
             "compiled: F.grid_sample is faster for calls this small on the CPU "
-            "(64 point-channels < 16384, measured)"
+            "(64 point-channels < 65536 in 2D, measured)"
         )
         assert ts.which_backend(tiny, tiny_grid) == ("native", reason)
+        monkeypatch.setenv("TORCHSAMPLE_BACKEND", "compiled")
+        assert ts.which_backend(tiny, tiny_grid) == (
+            "compiled",
+            f"selected by TORCHSAMPLE_BACKEND=compiled ({kernels})",
+        )
+    else:
+        assert smooth == ("reference", "first choice for this call")
     monkeypatch.setenv("TORCHSAMPLE_BACKEND", "native")
     assert ts.which_backend(tiny, tiny_grid) == ("native", "selected by TORCHSAMPLE_BACKEND=native")
 
@@ -257,7 +269,9 @@ def cpu_only_build(monkeypatch):
     _extension.load()
     reason = "no CUDA toolkit (nvcc) was found; set CUDA_HOME"
     monkeypatch.setattr(
-        _extension, "_info", {"cuda": False, "cuda_archs": None, "no_cuda_reason": reason}
+        _extension,
+        "_info",
+        {**_extension.build_info(), "cuda": False, "cuda_archs": None, "no_cuda_reason": reason},
     )
     monkeypatch.setattr(_dispatch, "_warned_unavailable", set())
     return reason
@@ -321,7 +335,7 @@ def test_cuda_requests_use_the_compiled_backend_where_its_build_has_cuda_kernels
     from torchsample import _extension
 
     _extension.load()
-    info = {"cuda": True, "cuda_archs": "9.0", "no_cuda_reason": None}
+    info = {**_extension.build_info(), "cuda": True, "cuda_archs": "9.0", "no_cuda_reason": None}
     monkeypatch.setattr(_extension, "_info", info)
     image, grid = _fake_cuda((1, 2, 4, 4), (1, 3, 3, 2))
     assert ts.which_backend(image, grid).name == "compiled"
@@ -391,11 +405,17 @@ def test_auto_routes_to_native_where_it_is_faster_on_the_cpu(monkeypatch):
     choice = _auto(volume, points_3d)
     assert choice.name == "native" and "calls this small" in choice.reason
     assert _auto(features, points[:, :8, :8]).name == "native"
-    # The thresholds are where the rule says.
-    n = _dispatch.NATIVE_BELOW_POINT_CHANNELS // 16
+    # The thresholds are where the rule says, in 2D and in 3D.
+    n = _dispatch.NATIVE_BELOW_POINT_CHANNELS[2] // 16
     row = torch.rand(1, 1, n, 2) * 2 - 1
     assert _auto(features, row).name == "compiled"
     assert _auto(features, row[:, :, 1:]).name == "native"
+    n = _dispatch.NATIVE_BELOW_POINT_CHANNELS[3] // 16
+    row = torch.rand(1, 1, 1, n, 3) * 2 - 1
+    volume_16 = torch.rand(1, 16, 8, 8, 8)
+    assert _auto(volume_16, row).name == "compiled"
+    choice = _auto(volume_16, row[..., 1:, :])
+    assert choice.name == "native" and f"< {n * 16} in 3D" in choice.reason
     # A forced backend is not second-guessed.
     monkeypatch.setenv("TORCHSAMPLE_BACKEND", "compiled")
     assert _auto(rgb, points).name == "compiled"

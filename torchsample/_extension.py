@@ -663,6 +663,24 @@ def build_info() -> dict:
     return dict(_info)
 
 
+def kernels_description() -> str:
+    """Which kernels are loaded, and from where, in words (``which_backend`` quotes it).
+
+    Loads the extension on first call (see :func:`load`, whose errors it
+    raises).
+
+    Examples
+    --------
+    >>> from torchsample import _extension
+    >>> _extension.kernels_description()  # doctest: +ELLIPSIS
+    'kernels ... from /...'
+    """
+    path = load()
+    if _info["source"] == "prebuilt":
+        return f"kernels prebuilt in the package, loaded from {path}"
+    return f"kernels built just in time, loaded from {path}"
+
+
 def unavailable_reason() -> str | None:
     """None when the extension is loaded (building it on first call), else why not.
 

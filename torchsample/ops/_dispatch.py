@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import torch
 
+from .. import _extension
 from .._checks import check_choice, check_same_device, check_tensor, describe
 from . import compiled, native, reference
 
@@ -175,10 +176,18 @@ def _joined(passed_over) -> str:
 
 
 def _explain(name: str, passed_over) -> BackendChoice:
-    """The :class:`BackendChoice` for a result of :func:`_choose`."""
+    """The :class:`BackendChoice` for a result of :func:`_choose`.
+
+    A choice of the compiled backend also says which kernels serve it:
+    prebuilt in the wheel, or built just in time, and the library's path.
+    """
     if passed_over is None:
-        return BackendChoice(name, f"selected by {ENV_VAR}={name}")
-    return BackendChoice(name, _joined(passed_over) or "first choice for this call")
+        reason = f"selected by {ENV_VAR}={name}"
+    else:
+        reason = _joined(passed_over) or "first choice for this call"
+    if name == "compiled":
+        reason += f" ({_extension.kernels_description()})"
+    return BackendChoice(name, reason)
 
 
 # Where F.grid_sample beats the compiled CPU kernels, measured with the
@@ -186,21 +195,25 @@ def _explain(name: str, passed_over) -> BackendChoice:
 # docs/performance.rst "Choosing a backend"): 2D bilinear maps with fewer
 # channels than this (1, 3, 4 lost; 16 won) ...
 NATIVE_2D_BELOW_CHANNELS = 16
-# ... and calls with fewer point-channels than this, where the Python around
-# the kernels is most of the cost (16 x 4 and 256 x 16 lost; 4096 x 16 won).
-NATIVE_BELOW_POINT_CHANNELS = 1 << 14
+# ... and calls with fewer point-channels than this, by map dimensions,
+# where the Python around the kernels and the stencil each point builds cost
+# more than F.grid_sample's sampling (benchmarks/results/grid_sample-small-cpu.json:
+# 16-channel 2D calls lost at 2^12 and 2^14 point-channels and tied at 2^16;
+# 3D calls lost at 2^12 and won at 2^14).
+NATIVE_BELOW_POINT_CHANNELS = {2: 1 << 16, 3: 1 << 14}
 
 
 def _native_faster(input, grid, mode) -> str | None:
     """Why ``auto`` passes the compiled backend over for ``F.grid_sample``, if it does."""
     if not input.is_cpu:
         return None  # no GPU measurements yet
-    channels = input.shape[1]
-    point_channels = grid.numel() // grid.shape[-1] * channels
-    if point_channels < NATIVE_BELOW_POINT_CHANNELS:
+    channels, dims = input.shape[1], grid.shape[-1]
+    point_channels = grid.numel() // dims * channels
+    threshold = NATIVE_BELOW_POINT_CHANNELS[dims]
+    if point_channels < threshold:
         return (
             f"F.grid_sample is faster for calls this small on the CPU "
-            f"({point_channels} point-channels < {NATIVE_BELOW_POINT_CHANNELS}, measured)"
+            f"({point_channels} point-channels < {threshold} in {dims}D, measured)"
         )
     if input.dim() == 4 and mode == "bilinear" and channels < NATIVE_2D_BELOW_CHANNELS:
         return (
@@ -308,8 +321,9 @@ def grid_sample(
     the compiled C++/CUDA extension when it is built, ``F.grid_sample`` when
     it can serve the request, and the pure-PyTorch reference otherwise. On
     the CPU, ``F.grid_sample`` also takes the calls where it measured faster
-    than the compiled kernels: 2D bilinear maps with fewer than 16 channels
-    and calls under 2^14 point-channels (see :doc:`/performance`). Set
+    than the compiled kernels: 2D bilinear maps with fewer than 16 channels,
+    2D calls under 2^16 point-channels (points times channels) and 3D calls
+    under 2^14 (see :doc:`/performance`). Set
     ``TORCHSAMPLE_BACKEND`` to ``compiled``, ``native`` or ``reference`` to
     force one.
 
