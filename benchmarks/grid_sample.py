@@ -241,8 +241,8 @@ def small_call_cases(device: str) -> list[Case]:
     """Calls so small that the Python around the kernels is most of their cost.
 
     16 points of a 4-channel map (2D and 3D), then 16-channel maps at 2^12
-    and 2^14 point-channels (2D and 3D), around the size from which ``auto``
-    gives CPU calls to the compiled kernels.
+    and 2^14 point-channels (2D and 3D) and at 2^16 (2D), around the sizes
+    from which ``auto`` gives CPU calls to the compiled kernels.
     """
     small = _sweep(workloads=("forward", "train_step"))
     return [
@@ -252,6 +252,7 @@ def small_call_cases(device: str) -> list[Case]:
         small(size=(16, 16, 16), channels=16, points=256),
         small(size=(32, 32), channels=16, points=1024),
         small(size=(16, 16, 16), channels=16, points=1024),
+        small(size=(64, 64), channels=16, points=4096),
     ]
 
 

@@ -389,7 +389,7 @@ def test_auto_routes_to_native_where_it_is_faster_on_the_cpu(monkeypatch):
     from torchsample.ops import _dispatch
 
     monkeypatch.delenv("TORCHSAMPLE_BACKEND", raising=False)
-    rgb, points = torch.rand(1, 3, 64, 64), torch.rand(1, 128, 128, 2) * 2 - 1
+    rgb, points = torch.rand(1, 3, 64, 64), torch.rand(1, 256, 256, 2) * 2 - 1
     features = torch.rand(1, 16, 64, 64)
     volume, points_3d = torch.rand(1, 4, 8, 8, 8), torch.rand(1, 1, 4, 4, 3) * 2 - 1
     # 2D bilinear maps with few channels: F.grid_sample, and the reason says so.
