@@ -62,7 +62,7 @@ def test_matches_native_by_default_on_every_mode():
 def test_which_backend_reports_and_explains():
     # Large enough, and with enough channels, for the compiled kernels to win.
     image = torch.rand(1, 16, 32, 32)
-    grid = torch.rand(1, 64, 64, 2) * 2 - 1
+    grid = torch.rand(1, 128, 128, 2) * 2 - 1
     first = next(iter(BACKENDS))
     plain = ts.which_backend(image, grid)
     assert plain.name == first
@@ -122,7 +122,7 @@ def test_which_backend_reasons_are_exact(monkeypatch):
         assert smooth == ("compiled", f"first choice for this call ({kernels})")
         reason = (
             "compiled: F.grid_sample is faster for calls this small on the CPU "
-            "(64 point-channels < 65536 in 2D, measured)"
+            "(64 point-channels < 262144 in 2D, measured)"
         )
         assert ts.which_backend(tiny, tiny_grid) == ("native", reason)
         monkeypatch.setenv("TORCHSAMPLE_BACKEND", "compiled")
@@ -389,7 +389,7 @@ def test_auto_routes_to_native_where_it_is_faster_on_the_cpu(monkeypatch):
     from torchsample.ops import _dispatch
 
     monkeypatch.delenv("TORCHSAMPLE_BACKEND", raising=False)
-    rgb, points = torch.rand(1, 3, 64, 64), torch.rand(1, 256, 256, 2) * 2 - 1
+    rgb, points = torch.rand(1, 3, 64, 64), torch.rand(1, 512, 512, 2) * 2 - 1
     features = torch.rand(1, 16, 64, 64)
     volume, points_3d = torch.rand(1, 4, 8, 8, 8), torch.rand(1, 1, 4, 4, 3) * 2 - 1
     # 2D bilinear maps with few channels: F.grid_sample, and the reason says so.

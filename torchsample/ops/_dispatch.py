@@ -197,10 +197,11 @@ def _explain(name: str, passed_over) -> BackendChoice:
 NATIVE_2D_BELOW_CHANNELS = 16
 # ... and calls with fewer point-channels than this, by map dimensions,
 # where the Python around the kernels and the stencil each point builds cost
-# more than F.grid_sample's sampling (benchmarks/results/grid_sample-small-cpu.json:
-# 16-channel 2D calls lost at 2^12 and 2^14 point-channels and tied at 2^16;
-# 3D calls lost at 2^12 and won at 2^14).
-NATIVE_BELOW_POINT_CHANNELS = {2: 1 << 16, 3: 1 << 14}
+# more than F.grid_sample's sampling (benchmarks/results/grid_sample-small-cpu.json,
+# docs/performance.rst "Small calls"): 16-channel 2D calls lost from 2^12 to
+# 2^16 point-channels (2^18 won in the sampler-alone results), 3D calls lost
+# at 2^12 and won at 2^14.
+NATIVE_BELOW_POINT_CHANNELS = {2: 1 << 18, 3: 1 << 14}
 
 
 def _native_faster(input, grid, mode) -> str | None:
@@ -322,7 +323,7 @@ def grid_sample(
     it can serve the request, and the pure-PyTorch reference otherwise. On
     the CPU, ``F.grid_sample`` also takes the calls where it measured faster
     than the compiled kernels: 2D bilinear maps with fewer than 16 channels,
-    2D calls under 2^16 point-channels (points times channels) and 3D calls
+    2D calls under 2^18 point-channels (points times channels) and 3D calls
     under 2^14 (see :doc:`/performance`). Set
     ``TORCHSAMPLE_BACKEND`` to ``compiled``, ``native`` or ``reference`` to
     force one.
