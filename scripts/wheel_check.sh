@@ -57,7 +57,7 @@ echo "== tests against the installed wheel, no compiler reachable"
 # the installed package; its doctests run from there too (--pyargs).
 run="$work/run"
 mkdir "$run"
-cp -r tests benchmarks docs examples assets README.rst pyproject.toml "$run"
+cp -r tests benchmarks docs examples assets README.rst pyproject.toml conftest.py "$run"
 cd "$run"
 export TORCHSAMPLE_KERNELS=prebuilt TORCHSAMPLE_CACHE_DIR="$work/empty-cache"
 without_compiler "$venv_python" - <<'EOF'

@@ -346,13 +346,14 @@ def _headline(paths):
         ".. list-table::",
         "   :header-rows: 1",
         "   :class: perf-table",
+        "   :widths: 30 15 15 15 12 13",
         "",
         "   * - case",
         "     - ``F.grid_sample`` (smoothstep: ``reference``)",
         "     - compiled",
-        "     - ``auto`` (what you get)",
-        "     - compiled against the first column",
-        "     - ``auto`` against the first column",
+        "     - ``auto``, what you get",
+        "     - compiled vs first",
+        "     - ``auto`` vs first",
     ]
     shown = 0
     for workload, case in HEADLINE:

@@ -1,10 +1,23 @@
-"""Skips tests marked ``compiler`` where no C++ compiler runs (a wheel's tests, scripts/wheel_check.sh)."""
+"""pytest setup shared by the tests and the docs' ``>>>`` examples (one conftest: two would clash).
+
+- The docs' build scripts are not tests.
+- Tests marked ``compiler`` are skipped where no C++ compiler runs (a
+  wheel's tests, ``scripts/wheel_check.sh``).
+"""
 
 import os
 import shlex
 import subprocess
 
 import pytest
+
+collect_ignore = ["docs/conf.py", "setup.py"]
+collect_ignore_glob = [
+    "docs/figures/*",
+    "docs/_build/*",
+    "docs/_generated_figures/*",
+    "docs/generated/*",
+]
 
 
 def _compiler_works() -> bool:
