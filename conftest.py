@@ -5,11 +5,9 @@
   wheel's tests, ``scripts/wheel_check.sh``).
 """
 
-import os
-import shlex
-import subprocess
-
 import pytest
+
+from torchsample import _extension
 
 collect_ignore = ["docs/conf.py", "setup.py"]
 collect_ignore_glob = [
@@ -20,18 +18,9 @@ collect_ignore_glob = [
 ]
 
 
-def _compiler_works() -> bool:
-    compiler = shlex.split(os.environ.get("CXX") or "c++")
-    try:
-        probe = subprocess.run([*compiler, "--version"], check=False, capture_output=True)
-    except OSError:  # not found
-        return False
-    return probe.returncode == 0
-
-
 def pytest_collection_modifyitems(config, items):
     marked = [item for item in items if item.get_closest_marker("compiler")]
-    if marked and not _compiler_works():
+    if marked and _extension.compiler_problem() is not None:
         skip = pytest.mark.skip(reason="needs a C++ compiler, and none runs here")
         for item in marked:
             item.add_marker(skip)

@@ -19,12 +19,10 @@ build when the kernels cannot be built, ``0`` leaves them out.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
-import shlex
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -46,6 +44,7 @@ def _say(message: str) -> None:
     print(f"torchsample setup: {message}", file=sys.stderr, flush=True)
 
 
+@functools.cache
 def _loader():
     """torchsample/_extension.py, imported alone: its source list and flags are the build's."""
     spec = importlib.util.spec_from_file_location(
@@ -60,13 +59,7 @@ def _why_no_kernels() -> str | None:
     """None when the kernels can be built here, else why not."""
     if importlib.util.find_spec("torch") is None:
         return "torch is not installed in the build environment (build with --no-build-isolation)"
-    compiler = shlex.split(os.environ.get("CXX") or "c++")
-    if not compiler or shutil.which(compiler[0]) is None:
-        return f"no C++ compiler found (CXX={os.environ.get('CXX') or 'c++'})"
-    probe = subprocess.run([*compiler, "--version"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        return f"the C++ compiler {' '.join(compiler)} does not run"
-    return None
+    return _loader().compiler_problem()
 
 
 def _kernels_requested() -> bool:

@@ -93,6 +93,26 @@ def _no_cuda_reason() -> str | None:
     return None
 
 
+def compiler_problem() -> str | None:
+    """None when the C++ compiler a build would use (``$CXX``, else ``c++``) runs, else why not.
+
+    Examples
+    --------
+    >>> import os
+    >>> from torchsample import _extension
+    >>> _extension.compiler_problem() is None or "compiler" in _extension.compiler_problem()
+    True
+    """
+    named = os.environ.get("CXX") or "c++"
+    compiler = shlex.split(named)
+    if not compiler or shutil.which(compiler[0]) is None:
+        return f"no C++ compiler found (CXX={named})"
+    probe = subprocess.run([*compiler, "--version"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return f"the C++ compiler {' '.join(compiler)} does not run"
+    return None
+
+
 def cuda_arch_list() -> str | None:
     """The CUDA architectures a CUDA build compiles for, spelled as ``TORCH_CUDA_ARCH_LIST``.
 
