@@ -74,6 +74,8 @@ __global__ void backward_kernel(LevelArgs<scalar_t> args, const at::opmath_type<
   Stencil<acc_t, DIMS> s;
   build_stencil<acc_t, DIMS>(x + p * DIMS, args.level, args.smoothstep, s);
   const scalar_t* gl = g + p * args.width + args.column;
+  acc_t gradient[DIMS][Stencil<acc_t, DIMS>::kCorners];
+  if (grad_coords) corner_gradients(s, gradient);
   acc_t total[DIMS] = {};
   for (int k = 0; k < s.kCorners; ++k) {
     acc_t g_dot_value = 0;
@@ -83,7 +85,7 @@ __global__ void backward_kernel(LevelArgs<scalar_t> args, const at::opmath_type<
       if (grad_table) gpuAtomicAdd(grad_table + at, s.weight[k] * acc_t(gl[f]));
     }
     if (grad_coords) {
-      for (int a = 0; a < DIMS; ++a) total[a] += d_corner(s, k, a) * g_dot_value;
+      for (int a = 0; a < DIMS; ++a) total[a] += gradient[a][k] * g_dot_value;
     }
   }
   if (grad_coords) {
@@ -109,9 +111,16 @@ __global__ void double_backward_kernel(LevelArgs<scalar_t> args,
   for (int64_t f = 0; grad_grad_output && f < args.features; ++f) {
     grad_grad_output[p * args.width + args.column + f] = scalar_t(0);
   }
-  for (int k = 0; k < s.kCorners; ++k) {
-    acc_t second[DIMS];
-    const acc_t directional = along(s, k, gg, second);
+  constexpr int kCorners = Stencil<acc_t, DIMS>::kCorners;
+  acc_t directional[kCorners] = {};
+  acc_t second[DIMS][kCorners] = {};
+  if (gg) {
+    weight_directional(s, gg, directional);
+    if (grad_coords) gradient_directional(s, gg, second);
+  }
+  acc_t gradient[DIMS][kCorners] = {};
+  if (args.gg_table && grad_coords) corner_gradients(s, gradient);
+  for (int k = 0; k < kCorners; ++k) {
     acc_t g_dot_value = 0;
     acc_t g_dot_gg_value = 0;
     for (int64_t f = 0; f < args.features; ++f) {
@@ -120,14 +129,14 @@ __global__ void double_backward_kernel(LevelArgs<scalar_t> args,
       const acc_t gg_value = args.gg_table ? acc_t(args.gg_table[at]) : acc_t(0);
       if (grad_grad_output) {
         scalar_t& out = grad_grad_output[p * args.width + args.column + f];
-        out = static_cast<scalar_t>(acc_t(out) + directional * value + s.weight[k] * gg_value);
+        out = static_cast<scalar_t>(acc_t(out) + directional[k] * value + s.weight[k] * gg_value);
       }
       g_dot_value += acc_t(gl[f]) * value;
       g_dot_gg_value += acc_t(gl[f]) * gg_value;
-      if (grad_table && gg) gpuAtomicAdd(grad_table + at, directional * acc_t(gl[f]));
+      if (grad_table && gg) gpuAtomicAdd(grad_table + at, directional[k] * acc_t(gl[f]));
     }
     for (int b = 0; grad_coords && b < DIMS; ++b) {
-      total[b] += second[b] * g_dot_value + d_corner(s, k, b) * g_dot_gg_value;
+      total[b] += second[b][k] * g_dot_value + gradient[b][k] * g_dot_gg_value;
     }
   }
   if (grad_coords) {
