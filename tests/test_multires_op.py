@@ -1,8 +1,7 @@
 """The fused multi-resolution encoding op against MultiResGrid's plain-PyTorch path.
 
 Every comparison runs the same module twice: once through the compiled op
-(``TORCHSAMPLE_BACKEND=compiled``: ``auto`` takes the plain path for
-coordinates that require grad on the CPU) and once with
+(``TORCHSAMPLE_BACKEND=compiled``) and once with
 ``TORCHSAMPLE_BACKEND=reference``, which encodes level by level with PyTorch
 operations, differentiable to any order.
 """
@@ -221,13 +220,9 @@ def test_backends_are_chosen_like_grid_sample(monkeypatch):
     encoder = make_grid(2, smoothstep=False)
     coords = random_coords(4, 2)
     assert encoder.which_backend(coords).name == "compiled"
-    # On the CPU the plain path serves coordinates that require grad (an SDF
-    # step's second derivatives are faster there); without grad mode they
-    # need no derivative and go to the fused op again.
-    choice = encoder.which_backend(coords.requires_grad_())
-    assert choice.name == "native" and "second derivatives are slower" in choice.reason
-    with torch.no_grad():
-        assert encoder.which_backend(coords).name == "compiled"
+    # Coordinates that require grad (an SDF step's) take the fused op too:
+    # its second derivatives are faster than the plain path's.
+    assert encoder.which_backend(coords.requires_grad_()).name == "compiled"
     coords = coords.detach()
     for name in ("native", "reference"):
         monkeypatch.setenv("TORCHSAMPLE_BACKEND", name)

@@ -367,19 +367,6 @@ def farthest_point_indices(points, lengths, n_samples, start_indices, initial_di
     )
 
 
-def _fused_multires_slower(coords, tables) -> str | None:
-    # benchmarks/results/multires-cpu.json: on the CPU the fused op's double
-    # backward loses to the plain-PyTorch path in an SDF step, while its
-    # forward and first-order passes win. Coordinates that require grad are
-    # the sign of a loss on their gradient (normals, eikonal terms).
-    if coords.is_cpu and coords.requires_grad and torch.is_grad_enabled():
-        return (
-            "coordinates that require grad on the CPU: the fused op's second derivatives "
-            "are slower there than the plain-PyTorch path (measured)"
-        )
-    return None
-
-
 def multires_backend(coords: torch.Tensor, tables: list[torch.Tensor]) -> BackendChoice:
     """Which backend :func:`multires_encode` uses for these tensors, and why.
 
@@ -394,22 +381,17 @@ def multires_backend(coords: torch.Tensor, tables: list[torch.Tensor]) -> Backen
     -------
     BackendChoice
         As :func:`torchsample.which_backend`: the compiled backend where the
-        extension is built for the tensors' device, except on the CPU for
-        coordinates that require grad (an SDF step's second derivatives are
-        faster on the plain path there, see :doc:`/performance`), otherwise
-        the plain-PyTorch path (``native`` or ``reference``);
-        ``TORCHSAMPLE_BACKEND`` forces one.
+        extension is built for the tensors' device and can serve the tables,
+        otherwise the plain-PyTorch path (``native`` or ``reference``);
+        ``TORCHSAMPLE_BACKEND`` forces one. The fused op is faster than the
+        plain path in every measured workload (forward, training step, SDF
+        step; see :doc:`/encodings`), so ``auto`` never passes it over.
     """
     return _explain(*_choose_multires(coords, tables))
 
 
-_MULTIRES_SLOWER = {"compiled": _fused_multires_slower}
-
-
 def _choose_multires(coords, tables):
-    return _choose(
-        _device_type(coords), "unsupported_multires_reason", (coords, tables), _MULTIRES_SLOWER
-    )
+    return _choose(_device_type(coords), "unsupported_multires_reason", (coords, tables))
 
 
 def multires_encode(coords, tables, resolutions, smoothstep):
