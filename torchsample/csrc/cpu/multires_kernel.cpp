@@ -185,19 +185,21 @@ void by_level(const acc_t* x, int64_t n_points, const std::vector<Level>& levels
   }
 }
 
-// Table gradients of the form sum over points and corners of c_k * g[l, p, :]:
-// row k of point p in level l receives c_k times the point's gradient g
-// (levels, n, features, level-major) in that level, where
-// corner_weights(p, s, c) sets c for point p with stencil s. One
-// opmath buffer per level, returned in the tables' dtype. Each level is
-// scattered by one thread, which takes the next level off a queue,
-// costliest (most rows) first, so that levels of unequal cost still share
-// the threads evenly.
-template <typename scalar_t, int DIMS, int FEATURES, typename CornerWeights>
-std::vector<at::Tensor> table_gradients(const Tables<scalar_t>& tables,
-                                        const std::vector<at::Tensor>& like,
-                                        const at::Tensor& coords, bool smoothstep,
-                                        const scalar_t* g, CornerWeights corner_weights) {
+// A pass that scatters table gradients, of the form sum over points and
+// corners of c_k * g[l, p, :]: row k of point p in level l receives c_k
+// times the point's gradient g (levels, n, features, level-major) there.
+// visit(l, p, s, c) sets c for point p with stencil s, and does whatever
+// per-point work of that level the pass shares the stencil with;
+// prefetch(l, s) asks for what visit reads. Returns one opmath buffer per
+// level in the tables' dtype. Each level is scattered by one thread, which
+// takes the next level off a queue, costliest (most rows) first, so that
+// levels of unequal cost still share the threads evenly; its points go in
+// order, so the sums are deterministic.
+template <typename scalar_t, int DIMS, int FEATURES, typename Prefetch, typename Visit>
+std::vector<at::Tensor> scatter_pass(const Tables<scalar_t>& tables,
+                                     const std::vector<at::Tensor>& like,
+                                     const at::Tensor& coords, bool smoothstep,
+                                     const scalar_t* g, Prefetch prefetch, Visit visit) {
   using acc_t = at::opmath_type<scalar_t>;
   using S = Stencil<acc_t, DIMS>;
   const auto acc_dtype = c10::CppTypeToScalarType<acc_t>::value;
@@ -226,11 +228,14 @@ std::vector<at::Tensor> table_gradients(const Tables<scalar_t>& tables,
       acc_t* grad = grads[l].zero_().data_ptr<acc_t>();
       for_each_stencil<acc_t, DIMS>(
           x, 0, n, level, smoothstep,
-          [&](const S& s) { prefetch_rows(level, features, grad, s); },
+          [&](const S& s) {
+            prefetch_rows(level, features, grad, s);
+            prefetch(l, s);
+          },
           [&](int64_t p, const S& s) {
             const scalar_t* gp = gl + p * features;
             acc_t c[S::kCorners];
-            corner_weights(p, s, c);
+            visit(l, p, s, c);
             for (int k = 0; k < s.kCorners; ++k) {
               for (int64_t f = 0; f < features; ++f) {
                 grad[offset(level, features, s.row[k], f)] += c[k] * acc_t(gp[f]);
@@ -241,6 +246,68 @@ std::vector<at::Tensor> table_gradients(const Tables<scalar_t>& tables,
   });
   for (auto& grad : grads) grad = grad.to(like[0].scalar_type());
   return grads;
+}
+
+// grad_coords[p] = sum over levels l of by_level[l, p], added in level order.
+template <typename acc_t, int DIMS>
+void sum_levels(const at::Tensor& by_level, at::Tensor& grad_coords) {
+  const int64_t n_levels = by_level.size(0), n = by_level.size(1);
+  const acc_t* in = by_level.data_ptr<acc_t>();
+  acc_t* out = grad_coords.data_ptr<acc_t>();
+  at::parallel_for(0, n, 4 * kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      for (int a = 0; a < DIMS; ++a) {
+        acc_t total = 0;
+        for (int64_t l = 0; l < n_levels; ++l) total += in[(l * n + p) * DIMS + a];
+        out[p * DIMS + a] = total;
+      }
+    }
+  });
+}
+
+// Runs point(l, p, s, total) for every level and point, where total (DIMS
+// values, zeroed) is the point's share of the coordinate gradient from that
+// level, summed into grad_coords in level order. With table gradients
+// (scatter != nullptr), a scatter pass visits the levels, sets c through
+// corner_weights(l, p, s, c) and keeps the per-level shares apart until the
+// end; without, the levels' points run in parallel (by_level).
+template <typename scalar_t, int DIMS, int FEATURES, typename Prefetch, typename Point,
+          typename CornerWeights>
+void coordinate_and_table_pass(const Tables<scalar_t>& tables,
+                               const std::vector<at::Tensor>& table_tensors,
+                               const at::Tensor& coords, bool smoothstep, const scalar_t* g,
+                               bool need_tables, at::Tensor* grad_coords, Prefetch prefetch,
+                               Point point, CornerWeights corner_weights,
+                               std::vector<at::Tensor>& grad_tables) {
+  using acc_t = at::opmath_type<scalar_t>;
+  using S = Stencil<acc_t, DIMS>;
+  const int64_t n = coords.size(0);
+  if (!need_tables) {
+    acc_t* gx = grad_coords ? grad_coords->zero_().data_ptr<acc_t>() : nullptr;
+    by_level<acc_t, DIMS>(coords.data_ptr<acc_t>(), n, tables.levels, smoothstep, prefetch,
+                          [&](size_t l, int64_t p, const S& s) {
+                            acc_t total[DIMS] = {};
+                            point(l, p, s, total);
+                            if (gx) {
+                              for (int a = 0; a < DIMS; ++a) gx[p * DIMS + a] += total[a];
+                            }
+                          });
+    return;
+  }
+  const auto n_levels = static_cast<int64_t>(tables.levels.size());
+  at::Tensor shares = grad_coords ? at::empty({n_levels, n, DIMS}, coords.options()) : at::Tensor();
+  acc_t* share = grad_coords ? shares.data_ptr<acc_t>() : nullptr;
+  grad_tables = scatter_pass<scalar_t, DIMS, FEATURES>(
+      tables, table_tensors, coords, smoothstep, g, prefetch,
+      [&](size_t l, int64_t p, const S& s, acc_t(&c)[S::kCorners]) {
+        acc_t total[DIMS] = {};
+        point(l, p, s, total);
+        if (share) {
+          for (int a = 0; a < DIMS; ++a) share[(static_cast<int64_t>(l) * n + p) * DIMS + a] = total[a];
+        }
+        corner_weights(l, p, s, c);
+      });
+  if (grad_coords) sum_levels<acc_t, DIMS>(shares, *grad_coords);
 }
 
 // Features of every level, (levels, n, features).
@@ -282,38 +349,32 @@ void backward_kernel(const Tables<scalar_t>& tables, const std::vector<at::Tenso
   const int64_t features = FEATURES > 0 ? FEATURES : tables.features;
   const int64_t n = coords.size(0);
   const scalar_t* g = g_by_level.data_ptr<scalar_t>();
-  if (need_coords) {
-    acc_t* gx = grad_coords.zero_().data_ptr<acc_t>();
-    by_level<acc_t, DIMS>(
-        coords.data_ptr<acc_t>(), n, tables.levels, smoothstep,
-        [&](size_t l, const S& s) {
-          prefetch_rows(tables.levels[l], features, tables.data[l], s);
-        },
-        [&](size_t l, int64_t p, const S& s) {
-          const Level& level = tables.levels[l];
-          const scalar_t* table = tables.data[l];
-          const scalar_t* gp = g + (static_cast<int64_t>(l) * n + p) * features;
-          acc_t total[DIMS] = {};
-          acc_t gradient[DIMS][S::kCorners];
-          corner_gradients(s, gradient);
-          for (int k = 0; k < s.kCorners; ++k) {
-            // Sum over features of the incoming gradient times the vertex value.
-            acc_t gv = 0;
-            for (int64_t f = 0; f < features; ++f) {
-              gv += acc_t(gp[f]) * acc_t(table[offset(level, features, s.row[k], f)]);
-            }
-            for (int a = 0; a < DIMS; ++a) total[a] += gradient[a][k] * gv;
+  coordinate_and_table_pass<scalar_t, DIMS, FEATURES>(
+      tables, table_tensors, coords, smoothstep, g, need_tables,
+      need_coords ? &grad_coords : nullptr,
+      [&](size_t l, const S& s) {
+        if (need_coords) prefetch_rows(tables.levels[l], features, tables.data[l], s);
+      },
+      [&](size_t l, int64_t p, const S& s, acc_t(&total)[DIMS]) {
+        if (!need_coords) return;
+        const Level& level = tables.levels[l];
+        const scalar_t* table = tables.data[l];
+        const scalar_t* gp = g + (static_cast<int64_t>(l) * n + p) * features;
+        acc_t gradient[DIMS][S::kCorners];
+        corner_gradients(s, gradient);
+        for (int k = 0; k < s.kCorners; ++k) {
+          // Sum over features of the incoming gradient times the vertex value.
+          acc_t gv = 0;
+          for (int64_t f = 0; f < features; ++f) {
+            gv += acc_t(gp[f]) * acc_t(table[offset(level, features, s.row[k], f)]);
           }
-          for (int a = 0; a < DIMS; ++a) gx[p * DIMS + a] += total[a];
-        });
-  }
-  if (need_tables) {
-    grad_tables = table_gradients<scalar_t, DIMS, FEATURES>(
-        tables, table_tensors, coords, smoothstep, g,
-        [](int64_t, const S& s, acc_t(&c)[S::kCorners]) {
-          for (int k = 0; k < S::kCorners; ++k) c[k] = s.weight[k];
-        });
-  }
+          for (int a = 0; a < DIMS; ++a) total[a] += gradient[a][k] * gv;
+        }
+      },
+      [](size_t, int64_t, const S& s, acc_t(&c)[S::kCorners]) {
+        for (int k = 0; k < S::kCorners; ++k) c[k] = s.weight[k];
+      },
+      grad_tables);
 }
 
 // `g` level-major as in backward_kernel; grad_grad_output comes back
@@ -333,82 +394,77 @@ void double_backward_kernel(const Tables<scalar_t>& tables,
   const bool has_gg_coords = gg_coords.defined();
   const scalar_t* g = g_by_level.data_ptr<scalar_t>();
   const acc_t* ggx = has_gg_coords ? gg_coords.data_ptr<acc_t>() : nullptr;
-  if (need_grad_output || need_coords) {
-    scalar_t* ggo = need_grad_output ? ggo_by_level.data_ptr<scalar_t>() : nullptr;
-    acc_t* gx = need_coords ? grad_coords.zero_().data_ptr<acc_t>() : nullptr;
-    // Without gg_coords the direction is zero everywhere.
-    const acc_t no_direction[DIMS] = {};
-    // One instantiation per presence of gg_tables keeps the common case
-    // (none, as in an eikonal loss) free of its terms.
-    const auto pass = [&](auto with_gg_tables) {
-      constexpr bool kGgTables = decltype(with_gg_tables)::value;
-      by_level<acc_t, DIMS>(
-          coords.data_ptr<acc_t>(), n, tables.levels, smoothstep,
-          [&](size_t l, const S& s) {
-            prefetch_rows(tables.levels[l], features, tables.data[l], s);
-            if (kGgTables) prefetch_rows(tables.levels[l], features, gg_tables->data[l], s);
-          },
-          [&](size_t l, int64_t p, const S& s) {
-            const Level& level = tables.levels[l];
-            const scalar_t* table = tables.data[l];
-            const scalar_t* gg_table = kGgTables ? gg_tables->data[l] : nullptr;
-            const acc_t* gg = has_gg_coords ? ggx + p * DIMS : no_direction;
-            const int64_t at_point = (static_cast<int64_t>(l) * n + p) * features;
-            const scalar_t* gl = g + at_point;
-            // d weight / d x along gg, and d (d weight / d x) along gg.
-            acc_t directional[S::kCorners];
-            acc_t second[DIMS][S::kCorners];
-            weight_directional(s, gg, directional);
-            gradient_directional(s, gg, second);
-            acc_t gradient[DIMS][S::kCorners];
-            if (kGgTables) corner_gradients(s, gradient);
-            acc_t out[kMaxFeatures] = {};
-            acc_t total[DIMS] = {};
-            for (int k = 0; k < s.kCorners; ++k) {
-              acc_t g_dot_value = 0;
-              acc_t g_dot_gg_value = 0;
-              for (int64_t f = 0; f < features; ++f) {
-                const int64_t at = offset(level, features, s.row[k], f);
-                const acc_t value = acc_t(table[at]);
-                out[f] += directional[k] * value;
-                g_dot_value += acc_t(gl[f]) * value;
-                if (kGgTables) {
-                  const acc_t gg_value = acc_t(gg_table[at]);
-                  out[f] += s.weight[k] * gg_value;
-                  g_dot_gg_value += acc_t(gl[f]) * gg_value;
-                }
-              }
-              for (int b = 0; b < DIMS; ++b) {
-                total[b] += second[b][k] * g_dot_value;
-                if (kGgTables) total[b] += gradient[b][k] * g_dot_gg_value;
-              }
-            }
-            if (need_coords) {
-              for (int b = 0; b < DIMS; ++b) gx[p * DIMS + b] += total[b];
-            }
-            if (need_grad_output) {
-              for (int64_t f = 0; f < features; ++f) {
-                ggo[at_point + f] = static_cast<scalar_t>(out[f]);
-              }
-            }
-          });
-    };
-    if (gg_tables) {
-      pass(std::true_type());
-    } else {
-      pass(std::false_type());
-    }
-  }
+  scalar_t* ggo = need_grad_output ? ggo_by_level.data_ptr<scalar_t>() : nullptr;
+  const bool per_point = need_grad_output || need_coords;
+  // The table gradient is the directional derivative's: none without gg_coords.
+  const bool scatter = need_tables && has_gg_coords;
   if (need_tables && !has_gg_coords) {
-    // The table gradient is the directional derivative's: none without gg_coords.
     grad_tables.clear();
     for (const auto& table : table_tensors) grad_tables.push_back(at::zeros_like(table));
-  } else if (need_tables) {
-    grad_tables = table_gradients<scalar_t, DIMS, FEATURES>(
-        tables, table_tensors, coords, smoothstep, g,
-        [&](int64_t p, const S& s, acc_t(&c)[S::kCorners]) {
+  }
+  if (!per_point && !scatter) return;
+  // Without gg_coords the direction is zero everywhere.
+  const acc_t no_direction[DIMS] = {};
+  // One instantiation per presence of gg_tables keeps the common case
+  // (none, as in an eikonal loss) free of its terms.
+  const auto pass = [&](auto with_gg_tables) {
+    constexpr bool kGgTables = decltype(with_gg_tables)::value;
+    coordinate_and_table_pass<scalar_t, DIMS, FEATURES>(
+        tables, table_tensors, coords, smoothstep, g, scatter,
+        need_coords ? &grad_coords : nullptr,
+        [&](size_t l, const S& s) {
+          if (!per_point) return;
+          prefetch_rows(tables.levels[l], features, tables.data[l], s);
+          if (kGgTables) prefetch_rows(tables.levels[l], features, gg_tables->data[l], s);
+        },
+        [&](size_t l, int64_t p, const S& s, acc_t(&total)[DIMS]) {
+          if (!per_point) return;
+          const Level& level = tables.levels[l];
+          const scalar_t* table = tables.data[l];
+          const scalar_t* gg_table = kGgTables ? gg_tables->data[l] : nullptr;
+          const acc_t* gg = has_gg_coords ? ggx + p * DIMS : no_direction;
+          const int64_t at_point = (static_cast<int64_t>(l) * n + p) * features;
+          const scalar_t* gl = g + at_point;
+          // d weight / d x along gg, and d (d weight / d x) along gg.
+          acc_t directional[S::kCorners];
+          acc_t second[DIMS][S::kCorners];
+          weight_directional(s, gg, directional);
+          gradient_directional(s, gg, second);
+          acc_t gradient[DIMS][S::kCorners];
+          if (kGgTables) corner_gradients(s, gradient);
+          acc_t out[kMaxFeatures] = {};
+          for (int k = 0; k < s.kCorners; ++k) {
+            acc_t g_dot_value = 0;
+            acc_t g_dot_gg_value = 0;
+            for (int64_t f = 0; f < features; ++f) {
+              const int64_t at = offset(level, features, s.row[k], f);
+              const acc_t value = acc_t(table[at]);
+              out[f] += directional[k] * value;
+              g_dot_value += acc_t(gl[f]) * value;
+              if (kGgTables) {
+                const acc_t gg_value = acc_t(gg_table[at]);
+                out[f] += s.weight[k] * gg_value;
+                g_dot_gg_value += acc_t(gl[f]) * gg_value;
+              }
+            }
+            for (int b = 0; b < DIMS; ++b) {
+              total[b] += second[b][k] * g_dot_value;
+              if (kGgTables) total[b] += gradient[b][k] * g_dot_gg_value;
+            }
+          }
+          if (ggo) {
+            for (int64_t f = 0; f < features; ++f) ggo[at_point + f] = static_cast<scalar_t>(out[f]);
+          }
+        },
+        [&](size_t, int64_t p, const S& s, acc_t(&c)[S::kCorners]) {
           weight_directional(s, ggx + p * DIMS, c);
-        });
+        },
+        grad_tables);
+  };
+  if (gg_tables) {
+    pass(std::true_type());
+  } else {
+    pass(std::false_type());
   }
 }
 
