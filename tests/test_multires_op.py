@@ -216,6 +216,31 @@ def test_table_gradients_are_deterministic(monkeypatch):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("dims", [2, 3])
+def test_sdf_step_gradients_do_not_depend_on_the_thread_count(monkeypatch, dims):
+    # Coordinate gradients are summed over levels in level order and each
+    # level's table gradient by one thread in point order, so one thread and
+    # two give the same bits, first and second order.
+    monkeypatch.setenv("TORCHSAMPLE_BACKEND", "compiled")
+    encoder = make_grid(dims, smoothstep=True, dtype=torch.float32)
+    coords = random_coords(5000, dims, dtype=torch.float32)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            encoder.zero_grad()
+            x = coords.clone().requires_grad_()
+            sdf = encoder(x).sum(-1)
+            (normals,) = torch.autograd.grad(sdf.sum(), x, create_graph=True)
+            (sdf.square().mean() + (normals.norm(dim=-1) - 1).square().mean()).backward()
+            results.append([normals.detach(), x.grad] + [t.grad.clone() for t in encoder.tables])
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
 def test_backends_are_chosen_like_grid_sample(monkeypatch):
     encoder = make_grid(2, smoothstep=False)
     coords = random_coords(4, 2)
