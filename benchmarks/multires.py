@@ -27,7 +27,10 @@ is the plain-PyTorch path
 (:func:`torchsample.ops.reference.multires_encode`: hashed levels with
 PyTorch operations, dense levels through :func:`torchsample.grid_sample`,
 which takes the compiled kernels) -- what MultiResGrid ran before the fused
-op. They take turns in one process (see
+op. ``mlp_alone`` runs the training and SDF steps with the encoding replaced
+by a linear map of the points (``points @ W``, as wide as the encoding): the
+time the MLP alone takes, a floor under every encoding's step. They take
+turns in one process (see
 :func:`benchmarks._common.measure_interleaved`); peak extra memory is measured
 as described in :mod:`benchmarks._common`. ``--quick`` runs a tiny
 configuration to check that the harness works (CI runs it) and says nothing
@@ -54,6 +57,8 @@ CONTENDERS = {
     "reference": reference.multires_encode,
     "auto": multires_encode,
 }
+#: The steps with a free encoding (see the module docstring); not for ``forward``.
+FLOOR = "mlp_alone"
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,17 @@ QUICK_CASES = [
     Case(3, 1 << 8, n_levels=4, max_resolution=64, log2_hashmap_size=10),
     Case(2, 1 << 8, n_levels=4, max_resolution=64, log2_hashmap_size=8, smoothstep=False),
 ]
+
+
+def linear_stand_in(encoder):
+    """An "encoding" that costs next to nothing: ``points @ W``, ``encoder.out_dims`` wide."""
+    weight = torch.randn(encoder.dims, encoder.out_dims)
+    weight.requires_grad_()
+
+    def encode(points, tables, resolutions, smoothstep):
+        return points @ weight
+
+    return encode
 
 
 def make_workload(workload, encode, encoder, head, points):
@@ -135,6 +151,16 @@ def run(cases: Sequence[Case], threads: int = 2, min_run_time: float = 1.0, out=
                     continue
                 fns[name] = make_workload(workload, encode, encoder, head, points)
                 row["peak_memory_bytes"] = _common.measure_peak_memory(fns[name], "cpu")
+            if workload != "forward":
+                row = measured[FLOOR] = {
+                    "case": case.name,
+                    "workload": workload,
+                    "contender": FLOOR,
+                }
+                fns[FLOOR] = make_workload(
+                    workload, linear_stand_in(encoder), encoder, head, points
+                )
+                row["peak_memory_bytes"] = _common.measure_peak_memory(fns[FLOOR], "cpu")
             timings = _common.measure_interleaved(fns, threads, min_run_time)
             for name, timing in timings.items():
                 measured[name].update(
@@ -179,6 +205,7 @@ def format_results(payload: dict) -> str:
             if not all(row and row["status"] == "ok" for row in rows.values()):
                 continue
             fused, auto, ref = rows["fused"], rows["auto"], rows["reference"]
+            floor = by_key.get((case, workload, FLOOR))
             memory = (
                 fused["peak_memory_bytes"] / ref["peak_memory_bytes"]
                 if fused["peak_memory_bytes"] and ref["peak_memory_bytes"]
@@ -192,6 +219,7 @@ def format_results(payload: dict) -> str:
                     f"{ref['time_s'] / fused['time_s']:.2f}x",
                     f"{ref['time_s'] / auto['time_s']:.2f}x",
                     "-" if memory is None else f"{memory:.2f}",
+                    f"{floor['time_s'] * 1e3:.1f}" if floor and floor["status"] == "ok" else "-",
                 ]
             )
     header = [
@@ -203,6 +231,7 @@ def format_results(payload: dict) -> str:
         "fused speed-up",
         "auto speed-up",
         "memory fused/ref",
+        "MLP alone ms",
     ]
     return _common.format_table(header, lines)
 

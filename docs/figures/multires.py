@@ -18,6 +18,8 @@ RESULT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "multi
 CONTENDERS = ("fused", "auto", "reference")
 LABELS = {"fused": "fused op", "auto": "auto (MultiResGrid)", "reference": "plain PyTorch"}
 WORKLOADS = ("forward", "train_step", "sdf_step")
+#: The steps' time with a free encoding (benchmarks/multires.py, FLOOR).
+FLOOR = "mlp_alone"
 
 
 def _rows(payload):
@@ -76,6 +78,10 @@ def _duration(t):
     return f"{value:.{digits}f} {unit}"
 
 
+def _floor(row):
+    return f"{_duration(row['time_s'])} ({_duration(row['iqr_s'])})" if row else "-"
+
+
 def _fragment(payload, rows, image):
     machine = payload["machine"]
     lines = [
@@ -101,6 +107,7 @@ def _fragment(payload, rows, image):
         "     - plain PyTorch",
         "     - speed-up, fused / auto",
         "     - peak extra memory, fused / plain",
+        "     - MLP alone (the encoding replaced by a linear map)",
     ]
     for case in payload["cases"]:
         for workload in WORKLOADS:
@@ -125,6 +132,7 @@ def _fragment(payload, rows, image):
                     f"{plain['time_s'] / auto['time_s']:.1f}x"
                 ),
                 f"     - {memory}",
+                f"     - {_floor(rows.get((case, workload, FLOOR)))}",
             ]
     return "\n".join(lines) + "\n"
 
