@@ -1,7 +1,8 @@
 """Plot and table of the MultiResGrid benchmark, from ``benchmarks/results/multires-cpu.json``.
 
 :func:`make` writes ``multires-cpu.png`` (median time of the fused op and of
-the plain-PyTorch path per workload and point count, 2D and 3D) and
+the plain-PyTorch path per workload and point count, 2D and 3D, with the
+MLP-alone floor of the steps) and
 ``multires.inc``, a reST fragment with the machine, the plot and the table,
 which ``encodings.rst`` includes.
 """
@@ -53,6 +54,15 @@ def _plot(payload, rows, path):
                         color=f"C{k}",
                         label=LABELS[contender] if (w, c) == (0, 0) else None,
                     )
+                floor = rows.get((case, workload, FLOOR))
+                if floor:
+                    ax.hlines(
+                        floor["time_s"] * 1e3,
+                        x - 0.42,
+                        x + 0.42,
+                        colors="black",
+                        label="MLP alone" if (w, c) == (1, 0) else None,
+                    )
             # The workload's name under its group of point counts.
             ax.text(
                 w * (len(cases) + 1) + (len(cases) - 1) / 2,
@@ -95,7 +105,10 @@ def _fragment(payload, rows, image):
         f".. figure:: {image}",
         "   :alt: bar chart of median times, fused op against the plain-PyTorch path",
         "",
-        "   Median time per call, fused op and plain-PyTorch path.",
+        (
+            "   Median time per call, fused op and plain-PyTorch path; black lines: "
+            "the step with the encoding replaced by a linear map (the MLP alone)."
+        ),
         "",
         ".. list-table::",
         "   :header-rows: 1",
