@@ -1,10 +1,11 @@
-"""Plot and table of the MultiResGrid benchmark, from ``benchmarks/results/multires-cpu.json``.
+"""Plot and tables of the MultiResGrid benchmark, from ``benchmarks/results/multires-*.json``.
 
 :func:`make` writes ``multires-cpu.png`` (median time of the fused op and of
 the plain-PyTorch path per workload and point count, 2D and 3D, with the
 MLP-alone floor of the steps) and
-``multires.inc``, a reST fragment with the machine, the plot and the table,
-which ``encodings.rst`` includes.
+``multires.inc``, a reST fragment with the machine, the plot and the table
+(and the table at one thread, from ``multires-1thread-cpu.json``), which
+``encodings.rst`` includes.
 """
 
 import json
@@ -15,7 +16,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-RESULT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "multires-cpu.json"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+RESULT = RESULTS / "multires-cpu.json"
+#: The same benchmark at one thread, shown as a second table where present.
+ONE_THREAD = RESULTS / "multires-1thread-cpu.json"
 CONTENDERS = ("fused", "auto", "reference")
 LABELS = {"fused": "fused op", "auto": "auto (MultiResGrid)", "reference": "plain PyTorch"}
 WORKLOADS = ("forward", "train_step", "sdf_step")
@@ -92,24 +96,20 @@ def _floor(row):
     return f"{_duration(row['time_s'])} ({_duration(row['iqr_s'])})" if row else "-"
 
 
-def _fragment(payload, rows, image):
+def _measured(payload):
     machine = payload["machine"]
+    return (
+        f"Measured on {machine['cpu_model']} with {machine['threads']} pinned "
+        f"thread{'s' if machine['threads'] != 1 else ''}, torch {machine['torch']}, "
+        f"{machine['date_utc'][:10]} (``python -m benchmarks.multires"
+        f"{'' if machine['threads'] == 2 else ' --threads ' + str(machine['threads'])}``; "
+        "contenders taking turns in one process, median over rounds, interquartile "
+        "range in parentheses)."
+    )
+
+
+def _table(rows, cases):
     lines = [
-        (
-            f"Measured on {machine['cpu_model']} with {machine['threads']} pinned threads, "
-            f"torch {machine['torch']}, {machine['date_utc'][:10]} "
-            "(``python -m benchmarks.multires``; contenders taking turns in one process, "
-            "median over rounds, interquartile range in parentheses)."
-        ),
-        "",
-        f".. figure:: {image}",
-        "   :alt: bar chart of median times, fused op against the plain-PyTorch path",
-        "",
-        (
-            "   Median time per call, fused op and plain-PyTorch path; black lines: "
-            "the step with the encoding replaced by a linear map (the MLP alone)."
-        ),
-        "",
         ".. list-table::",
         "   :header-rows: 1",
         "",
@@ -122,7 +122,7 @@ def _fragment(payload, rows, image):
         "     - peak extra memory, fused / plain",
         "     - MLP alone (the encoding replaced by a linear map)",
     ]
-    for case in payload["cases"]:
+    for case in cases:
         for workload in WORKLOADS:
             fused, auto, plain = (rows.get((case, workload, name)) for name in CONTENDERS)
             if not (fused and auto and plain):
@@ -147,6 +147,26 @@ def _fragment(payload, rows, image):
                 f"     - {memory}",
                 f"     - {_floor(rows.get((case, workload, FLOOR)))}",
             ]
+    return lines
+
+
+def _fragment(payload, rows, image, one_thread=None):
+    lines = [
+        _measured(payload),
+        "",
+        f".. figure:: {image}",
+        "   :alt: bar chart of median times, fused op against the plain-PyTorch path",
+        "",
+        (
+            "   Median time per call, fused op and plain-PyTorch path; black lines: "
+            "the step with the encoding replaced by a linear map (the MLP alone)."
+        ),
+        "",
+        *_table(rows, payload["cases"]),
+    ]
+    if one_thread is not None:
+        lines += ["", "The same at one thread. " + _measured(one_thread), ""]
+        lines += _table(_rows(one_thread), one_thread["cases"])
     return "\n".join(lines) + "\n"
 
 
@@ -158,5 +178,6 @@ def make(outdir):
     image = outdir / "multires-cpu.png"
     _plot(payload, rows, image)
     fragment = outdir / "multires.inc"
-    fragment.write_text(_fragment(payload, rows, f"{image.parent.name}/{image.name}"))
+    one_thread = json.loads(ONE_THREAD.read_text()) if ONE_THREAD.exists() else None
+    fragment.write_text(_fragment(payload, rows, f"{image.parent.name}/{image.name}", one_thread))
     return [image, fragment]
