@@ -265,20 +265,19 @@ void sum_levels(const at::Tensor& by_level, at::Tensor& grad_coords) {
   });
 }
 
-// Runs point(l, p, s, total) for every level and point, where total (DIMS
-// values, zeroed) is the point's share of the coordinate gradient from that
-// level, summed into grad_coords in level order. With table gradients
-// (scatter != nullptr), a scatter pass visits the levels, sets c through
-// corner_weights(l, p, s, c) and keeps the per-level shares apart until the
-// end; without, the levels' points run in parallel (by_level).
-template <typename scalar_t, int DIMS, int FEATURES, typename Prefetch, typename Point,
-          typename CornerWeights>
+// Runs point(l, p, s, total, c) for every level and point, where total
+// (DIMS values, zeroed) is the point's share of the coordinate gradient from
+// that level, summed into grad_coords in level order. With table gradients
+// (need_tables), c is not null: point also sets the corner weights c of the
+// level's table scatter, which a scatter pass visiting the levels does,
+// keeping the per-level shares apart until the end. Without, c is null and
+// the levels' points run in parallel (by_level).
+template <typename scalar_t, int DIMS, int FEATURES, typename Prefetch, typename Point>
 void coordinate_and_table_pass(const Tables<scalar_t>& tables,
                                const std::vector<at::Tensor>& table_tensors,
                                const at::Tensor& coords, bool smoothstep, const scalar_t* g,
                                bool need_tables, at::Tensor* grad_coords, Prefetch prefetch,
-                               Point point, CornerWeights corner_weights,
-                               std::vector<at::Tensor>& grad_tables) {
+                               Point point, std::vector<at::Tensor>& grad_tables) {
   using acc_t = at::opmath_type<scalar_t>;
   using S = Stencil<acc_t, DIMS>;
   const int64_t n = coords.size(0);
@@ -287,7 +286,7 @@ void coordinate_and_table_pass(const Tables<scalar_t>& tables,
     by_level<acc_t, DIMS>(coords.data_ptr<acc_t>(), n, tables.levels, smoothstep, prefetch,
                           [&](size_t l, int64_t p, const S& s) {
                             acc_t total[DIMS] = {};
-                            point(l, p, s, total);
+                            point(l, p, s, total, static_cast<acc_t*>(nullptr));
                             if (gx) {
                               for (int a = 0; a < DIMS; ++a) gx[p * DIMS + a] += total[a];
                             }
@@ -301,11 +300,10 @@ void coordinate_and_table_pass(const Tables<scalar_t>& tables,
       tables, table_tensors, coords, smoothstep, g, prefetch,
       [&](size_t l, int64_t p, const S& s, acc_t(&c)[S::kCorners]) {
         acc_t total[DIMS] = {};
-        point(l, p, s, total);
+        point(l, p, s, total, c);
         if (share) {
           for (int a = 0; a < DIMS; ++a) share[(static_cast<int64_t>(l) * n + p) * DIMS + a] = total[a];
         }
-        corner_weights(l, p, s, c);
       });
   if (grad_coords) sum_levels<acc_t, DIMS>(shares, *grad_coords);
 }
@@ -355,7 +353,10 @@ void backward_kernel(const Tables<scalar_t>& tables, const std::vector<at::Tenso
       [&](size_t l, const S& s) {
         if (need_coords) prefetch_rows(tables.levels[l], features, tables.data[l], s);
       },
-      [&](size_t l, int64_t p, const S& s, acc_t(&total)[DIMS]) {
+      [&](size_t l, int64_t p, const S& s, acc_t(&total)[DIMS], acc_t* c) {
+        if (c) {
+          for (int k = 0; k < S::kCorners; ++k) c[k] = s.weight[k];
+        }
         if (!need_coords) return;
         const Level& level = tables.levels[l];
         const scalar_t* table = tables.data[l];
@@ -370,9 +371,6 @@ void backward_kernel(const Tables<scalar_t>& tables, const std::vector<at::Tenso
           }
           for (int a = 0; a < DIMS; ++a) total[a] += gradient[a][k] * gv;
         }
-      },
-      [](size_t, int64_t, const S& s, acc_t(&c)[S::kCorners]) {
-        for (int k = 0; k < S::kCorners; ++k) c[k] = s.weight[k];
       },
       grad_tables);
 }
@@ -417,18 +415,22 @@ void double_backward_kernel(const Tables<scalar_t>& tables,
           prefetch_rows(tables.levels[l], features, tables.data[l], s);
           if (kGgTables) prefetch_rows(tables.levels[l], features, gg_tables->data[l], s);
         },
-        [&](size_t l, int64_t p, const S& s, acc_t(&total)[DIMS]) {
+        [&](size_t l, int64_t p, const S& s, acc_t(&total)[DIMS], acc_t* c) {
+          const acc_t* gg = has_gg_coords ? ggx + p * DIMS : no_direction;
+          // d weight / d x along gg: the table scatter's corner weights too.
+          acc_t directional[S::kCorners];
+          weight_directional(s, gg, directional);
+          if (c) {
+            for (int k = 0; k < S::kCorners; ++k) c[k] = directional[k];
+          }
           if (!per_point) return;
           const Level& level = tables.levels[l];
           const scalar_t* table = tables.data[l];
           const scalar_t* gg_table = kGgTables ? gg_tables->data[l] : nullptr;
-          const acc_t* gg = has_gg_coords ? ggx + p * DIMS : no_direction;
           const int64_t at_point = (static_cast<int64_t>(l) * n + p) * features;
           const scalar_t* gl = g + at_point;
-          // d weight / d x along gg, and d (d weight / d x) along gg.
-          acc_t directional[S::kCorners];
+          // d (d weight / d x) along gg.
           acc_t second[DIMS][S::kCorners];
-          weight_directional(s, gg, directional);
           gradient_directional(s, gg, second);
           acc_t gradient[DIMS][S::kCorners];
           if (kGgTables) corner_gradients(s, gradient);
@@ -455,9 +457,6 @@ void double_backward_kernel(const Tables<scalar_t>& tables,
           if (ggo) {
             for (int64_t f = 0; f < features; ++f) ggo[at_point + f] = static_cast<scalar_t>(out[f]);
           }
-        },
-        [&](size_t, int64_t p, const S& s, acc_t(&c)[S::kCorners]) {
-          weight_directional(s, ggx + p * DIMS, c);
         },
         grad_tables);
   };
