@@ -303,9 +303,9 @@ def _eikonal_loss(x, grid):
 
 
 def test_torch_compile_fullgraph_double_backward():
-    x, grid = make_inputs(3, points=(16, 64))
+    x, grid = make_inputs(3, points=(16, 64), channels=8)
     # The traced graph includes the channels-last copy op.
-    assert compiled._prefers_channels_last(x, grid)
+    assert compiled._prefers_channels_last(x, grid, "bilinear")
     x.requires_grad_()
     grid.requires_grad_()
     eager = _eikonal_loss(x, grid)
@@ -454,7 +454,7 @@ def test_large_volume_through_the_channels_last_copy():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 16, 48, 48, 48, generator=gen, dtype=torch.float64)
     grid = torch.rand(1, 4096, 1, 1, 3, generator=gen, dtype=torch.float64) * 2.2 - 1.1
-    assert compiled._prefers_channels_last(x, grid)
+    assert compiled._prefers_channels_last(x, grid, "bilinear")
     got = first_and_second(lambda a, b: compiled_sample(a, b, "bilinear", "zeros", False), x, grid)
     want = first_and_second(lambda a, b: F.grid_sample(a, b, align_corners=False), x, grid)
     for a, b in zip((got[0], *got[1], *got[2]), (want[0], *want[1], *want[2])):
@@ -467,18 +467,22 @@ def test_small_calls_read_the_map_in_place():
     x = torch.zeros(1, 4, 16, 16)
     points = compiled.CHANNELS_LAST_FROM_POINT_CHANNELS // 4
     grid = torch.zeros(1, points, 1, 2)
-    assert compiled._prefers_channels_last(x, grid)
-    assert not compiled._prefers_channels_last(x, grid[:, 1:])
+    assert compiled._prefers_channels_last(x, grid, "bicubic")
+    assert not compiled._prefers_channels_last(x, grid[:, 1:], "bicubic")
     # Maps much larger than the work on them are not copied either...
-    assert not compiled._prefers_channels_last(torch.zeros(1, 4, 512, 512), grid)
-    # ... nor those already channels last, on one channel, or integer.
+    assert not compiled._prefers_channels_last(torch.zeros(1, 4, 512, 512), grid, "bicubic")
+    # ... nor those already channels last, on one channel, or integer...
     assert not compiled._prefers_channels_last(
-        x.contiguous(memory_format=torch.channels_last), grid
+        x.contiguous(memory_format=torch.channels_last), grid, "bicubic"
     )
     assert not compiled._prefers_channels_last(
-        torch.zeros(1, 1, 16, 16), torch.zeros(1, 4096, 1, 2)
+        torch.zeros(1, 1, 16, 16), torch.zeros(1, 4096, 1, 2), "bicubic"
     )
-    assert not compiled._prefers_channels_last(x.long(), grid)
+    assert not compiled._prefers_channels_last(x.long(), grid, "nearest")
+    # ... nor bilinear calls on few channels, which the block kernels serve.
+    assert not compiled._prefers_channels_last(x, grid, "bilinear")
+    five = torch.zeros(1, compiled.BLOCK_KERNEL_MAX_CHANNELS + 1, 16, 16)
+    assert compiled._prefers_channels_last(five, grid, "bilinear")
 
 
 def test_direct_op_on_channels_last_returns_matching_layout():
@@ -671,3 +675,108 @@ def test_backward_computes_only_the_gradients_the_engine_will_use():
         ("grid_sample_backward", [False, True, True]),
         ("grid_sample_double_backward", [False, False, True]),
     ]
+
+
+# Bilinear calls with up to BLOCK_KERNEL_MAX_CHANNELS channels take the CPU
+# kernels' block path (csrc/cpu/linear_block.h); one channel more takes the
+# per-point stencils.  Both must give the reference's values to second order.
+BLOCK = compiled.BLOCK_KERNEL_MAX_CHANNELS
+
+
+@pytest.mark.parametrize("channels", [1, BLOCK, BLOCK + 1])
+@pytest.mark.parametrize("smoothstep", [False, True], ids=["linear", "smoothstep"])
+@pytest.mark.parametrize("align", [False, True], ids=["align0", "align1"])
+@pytest.mark.parametrize("padding", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_block_path_matches_reference_to_second_order(dims, padding, align, smoothstep, channels):
+    x, grid = make_inputs(dims, points=(5, 7), channels=channels, spread=1.4)
+    flat = grid.view(grid.shape[0], -1, dims)
+    flat[0, 0] = float("nan")
+    flat[0, 1, 0] = float("inf")
+    flat[1, 2] = 1.0  # on the last pixel (align_corners=True)
+    flat[1, 3] = -1.0
+    got = first_and_second(
+        lambda a, g: compiled_sample(a, g, "bilinear", padding, align, smoothstep), x, grid
+    )
+    want = first_and_second(
+        lambda a, g: reference.grid_sample(a, g, "bilinear", padding, align, smoothstep), x, grid
+    )
+    for a, b in zip((got[0], *got[1], *got[2]), (want[0], *want[1], *want[2])):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, equal_nan=True)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_block_path_reads_channels_last_and_nan_maps_as_the_reference_does(dims):
+    # Taps outside the input read nothing: a NaN or inf stored at the map's
+    # first element (where the block path points outside taps) must not leak
+    # into points whose taps all lie outside.  (F.grid_sample's double
+    # backward does leak it there, so the reference is the oracle.)
+    x, grid = make_inputs(dims, points=(4, 6), channels=2, spread=3.0)
+    x = x.clone()
+    x.view(-1)[0] = float("nan")
+    x.view(-1)[1] = float("inf")
+    want = first_and_second(
+        lambda a, g: reference.grid_sample(a, g, "bilinear", "zeros", False, False), x, grid
+    )
+    assert int(torch.isnan(want[0]).sum()) < want[0].numel() // 2
+    for layout in (x, x.contiguous(memory_format=compiled._CHANNELS_LAST[x.dim()])):
+        got = first_and_second(
+            lambda a, g: compiled_sample(a, g, "bilinear", "zeros"), layout, grid
+        )
+        for a, b in zip((got[0], *got[1], *got[2]), (want[0], *want[1], *want[2])):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, equal_nan=True)
+
+
+def test_block_path_scatter_in_parts_matches_one_part():
+    # Enough points for each thread to scatter into a copy of its own (the
+    # parts are summed at the end): the gradients equal a one-thread run's up
+    # to rounding, and F.grid_sample's.
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 3, 24, 20, generator=gen, dtype=torch.float64)
+    grid = torch.rand(1, 1 << 15, 1, 2, generator=gen, dtype=torch.float64) * 2.2 - 1.1
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = first_and_second(lambda a, g: compiled_sample(a, g), x, grid)
+        torch.set_num_threads(max(2, threads))
+        parallel = first_and_second(lambda a, g: compiled_sample(a, g), x, grid)
+    finally:
+        torch.set_num_threads(threads)
+    want = first_and_second(lambda a, g: F.grid_sample(a, g, align_corners=False), x, grid)
+    for a, b, c in zip(
+        (serial[0], *serial[1], *serial[2]),
+        (parallel[0], *parallel[1], *parallel[2]),
+        (want[0], *want[1], *want[2]),
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-10)
+
+
+def test_block_path_tap_products_serve_the_stencil_path_and_back():
+    # The backward's tap products are stored in the stencils' order on both
+    # paths (taps outside the input dropped), so a double backward reads them
+    # whichever path wrote them.  Products add over channels: those of
+    # BLOCK + 1 channels (stencil path) are those of the first BLOCK channels
+    # plus those of the last one (block path).
+    x, grid = make_inputs(2, points=(6, 9), channels=BLOCK + 1, spread=1.3)
+    ops = torch.ops.torchsample
+    upstream = torch.randn(x.shape[0], x.shape[1], *grid.shape[1:-1], dtype=x.dtype)
+    direction = torch.randn_like(grid)
+
+    def products(channels):
+        xs, up = x[:, channels].contiguous(), upstream[:, channels].contiguous()
+        mask = [False, True, True]
+        _, _, given = ops.grid_sample_backward(up, xs, grid, 0, 0, False, False, mask)
+        with_given = ops.grid_sample_double_backward(
+            None, direction, up, xs, grid, given, 0, 0, False, False, [True, True, True]
+        )
+        computed = ops.grid_sample_double_backward(
+            None, direction, up, xs, grid, None, 0, 0, False, False, [True, True, True]
+        )
+        for a, b in zip(with_given, computed):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+        return given
+
+    whole = products(slice(0, BLOCK + 1))
+    parts = products(slice(0, BLOCK)) + products(slice(BLOCK, BLOCK + 1))
+    torch.testing.assert_close(whole, parts, rtol=1e-12, atol=1e-12)

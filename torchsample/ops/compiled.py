@@ -126,7 +126,7 @@ def grid_sample(input, grid, mode, padding_mode, align_corners, smoothstep):
     tensor([[[[1.5000]]]])
     """
     _register()
-    if _prefers_channels_last(input, grid):
+    if _prefers_channels_last(input, grid, mode):
         # Done here rather than in the kernels so that autograd saves the
         # transposed copy once for backward and double backward.
         input = torch.ops.torchsample.channels_last_copy.default(input)
@@ -180,18 +180,25 @@ def _non_leaf(t: torch.Tensor) -> torch.Tensor:
 # point-channels (docs/performance.rst, "Where each backend is slower").
 CHANNELS_LAST_FROM_POINT_CHANNELS = 1 << 12
 
+# Bilinear calls with up to this many channels take the CPU kernels' block
+# path, which reads each channel plane in place (csrc/cpu/grid_sample_kernel.cpp,
+# kBlockMaxChannels).
+BLOCK_KERNEL_MAX_CHANNELS = 4
 
-def _prefers_channels_last(input: torch.Tensor, grid: torch.Tensor) -> bool:
+
+def _prefers_channels_last(input: torch.Tensor, grid: torch.Tensor, mode: str) -> bool:
     """Whether the CPU kernels should read a channels-last copy of ``input``.
 
     Each sample reads every channel at a few pixels: with channels last those
     reads are contiguous instead of one cache line per channel.  The copy is
-    worth it unless the call is small or the input is much larger than the
-    work on it.
+    worth it unless the call is small, the input is much larger than the
+    work on it, or the call takes the block path (few channels, bilinear).
     """
     channels = input.shape[1]
     point_channels = grid.numel() // grid.shape[-1] * channels
     if point_channels < CHANNELS_LAST_FROM_POINT_CHANNELS or channels < 2 or not input.is_cpu:
+        return False
+    if mode == "bilinear" and channels <= BLOCK_KERNEL_MAX_CHANNELS:
         return False
     if not input.is_floating_point() or input.is_contiguous(
         memory_format=_CHANNELS_LAST[input.dim()]

@@ -26,6 +26,7 @@
 #include "../grid_sample_host.h"
 #include "channel_math.h"
 #include "huge_pages.h"
+#include "linear_block.h"
 #include "point_order.h"
 
 namespace torchsample {
@@ -381,6 +382,353 @@ void double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_gri
       });
 }
 
+// ------------------------------------------------- few-channel block path --
+//
+// (Bi/tri)linear calls with few channels build their stencils a block at a
+// time (linear_block.h) and read the input in its own layout, channel plane
+// by channel plane: with few channels the stencil is the whole cost, and a
+// transposed copy of the input buys nothing.  Scatters run over contiguous
+// ranges of points ("parts"), each adding into a buffer of its own (see
+// ScatterParts) instead of grouping points by slab.
+
+// Channels up to which (bi/tri)linear calls take the block kernels.  The
+// Python side reads channels-first inputs in place up to the same count
+// (ops/compiled.py, BLOCK_KERNEL_MAX_CHANNELS).
+constexpr int64_t kBlockMaxChannels = 4;
+
+bool takes_block_path(const at::Tensor& input, const Geometry& geo) {
+  // locate_block computes indices and offsets in 32 bits.
+  return geo.interpolation == kBilinear && input.size(1) <= kBlockMaxChannels &&
+         input.numel() > 0 && input.numel() < (int64_t(1) << 31);
+}
+
+// Points of one block path scatter, cut into `parts` contiguous ranges of
+// the flattened (batch, point) index.  Part 0 adds into the gradient itself
+// (zeroed), part q > 0 into copy q - 1 (zeroed by the thread that fills it),
+// and finish() adds the copies into the gradient in part order, so the
+// result is the same from run to run for a given part count.  There are as
+// many parts as threads, fewer when the copies would outweigh the scatter.
+template <typename T>
+class ScatterParts {
+ public:
+  ScatterParts(const at::Tensor& gradient, int64_t total, int64_t work) : gradient_(gradient) {
+    const int64_t numel = gradient.defined() ? gradient.numel() : 0;
+    parts_ = std::max<int64_t>(
+        1, std::min<int64_t>(at::get_num_threads(), total / point_grain(1)));
+    while (parts_ > 1 && (parts_ - 1) * numel > work) {
+      --parts_;
+    }
+    if (gradient.defined() && parts_ > 1) {
+      copies_ = on_huge_pages(at::empty({parts_ - 1, numel}, gradient.options()));
+    }
+    total_ = total;
+  }
+
+  // Runs body(begin, end, target) for every part, in parallel.  `target` is
+  // null where no gradient is scattered.
+  template <typename F>
+  void run(const F& body) {
+    const int64_t chunk = (total_ + parts_ - 1) / parts_;
+    at::parallel_for(0, parts_, 1, [&](int64_t first, int64_t last) {
+      for (int64_t q = first; q < last; ++q) {
+        T* target = nullptr;
+        if (gradient_.defined()) {
+          target = q == 0 ? gradient_.mutable_data_ptr<T>() : copy(q);
+          if (q > 0) {
+            std::fill(target, target + gradient_.numel(), T(0));
+          }
+        }
+        body(q * chunk, std::min(total_, (q + 1) * chunk), target);
+      }
+    });
+  }
+
+  void finish() {
+    if (!copies_.defined()) {
+      return;
+    }
+    T* sum = gradient_.mutable_data_ptr<T>();
+    at::parallel_for(0, gradient_.numel(), at::internal::GRAIN_SIZE, [&](int64_t b, int64_t e) {
+      for (int64_t q = 1; q < parts_; ++q) {
+        const T* part = copy(q);
+        for (int64_t i = b; i < e; ++i) {
+          sum[i] += part[i];
+        }
+      }
+    });
+  }
+
+ private:
+  T* copy(int64_t q) {
+    return copies_.mutable_data_ptr<T>() + (q - 1) * gradient_.numel();
+  }
+
+  at::Tensor gradient_, copies_;
+  int64_t parts_ = 1, total_ = 0;
+};
+
+template <int DIMS, typename scalar_t>
+void block_forward_kernel(const at::Tensor& input, const at::Tensor& grid,
+                          const at::Tensor& output, const Geometry& geo) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  constexpr int kCorners = LinearBlock<DIMS, opmath_t>::kCorners;
+  const Layout l = make_layout(input, grid, at::Tensor());
+  const scalar_t* in = input.const_data_ptr<scalar_t>();
+  const scalar_t* g = grid.const_data_ptr<scalar_t>();
+  scalar_t* out = output.mutable_data_ptr<scalar_t>();
+  for_each_range(l.N * l.P, l.C, [&](int64_t begin, int64_t end) {
+    LinearBlock<DIMS, opmath_t> b;
+    opmath_t v[kCorners][kTile];
+    for_each_tile(begin, end, l.P, [&](int64_t i0, int64_t n, int64_t p0, int64_t size) {
+      locate_block<DIMS>(g + i0 * DIMS, size, geo, 0, &b);
+      for (int64_t c = 0; c < l.C; ++c) {
+        gather_corners(b, in + n * l.in_sN + c * l.in_sC, size, v);
+        scalar_t* row = out + (n * l.C + c) * l.P + p0;
+        for (int64_t j = 0; j < size; ++j) {
+          opmath_t acc = 0;
+          for (int k = 0; k < kCorners; ++k) {
+            acc += b.weight[k][j] * v[k][j];
+          }
+          row[j] = static_cast<scalar_t>(acc);
+        }
+      }
+    });
+  });
+}
+
+// Tap products of the block's point j, stored and loaded in make_stencil's
+// order (taps outside the input dropped, zeros after), the layout the
+// stencil kernels use: either path may read what the other wrote.
+template <int DIMS, typename T>
+void store_products(const LinearBlock<DIMS, T>& b, const T (*prod)[kTile], int64_t j,
+                    T* products) {
+  int n = 0;
+  for (int k = 0; k < LinearBlock<DIMS, T>::kCorners; ++k) {
+    if (b.inside[k][j]) {
+      products[n++] = prod[k][j];
+    }
+  }
+  std::fill(products + n, products + LinearBlock<DIMS, T>::kCorners, T(0));
+}
+
+template <int DIMS, typename T>
+void load_products(const LinearBlock<DIMS, T>& b, const T* products, int64_t j,
+                   T (*prod)[kTile]) {
+  int n = 0;
+  for (int k = 0; k < LinearBlock<DIMS, T>::kCorners; ++k) {
+    prod[k][j] = b.inside[k][j] ? products[n++] : T(0);
+  }
+}
+
+// target[offset of corner k] += w[k][j] * a[j] over the block's inside taps.
+template <int DIMS, typename T>
+void scatter_corners(const LinearBlock<DIMS, T>& b, const T (*w)[kTile], const T* a,
+                     int64_t count, T* target) {
+  for (int64_t j = 0; j < count; ++j) {
+    for (int k = 0; k < LinearBlock<DIMS, T>::kCorners; ++k) {
+      if (b.inside[k][j]) {
+        target[b.offset[k][j]] += w[k][j] * a[j];
+      }
+    }
+  }
+}
+
+// row[j * stride] for j < count, in opmath.
+template <typename scalar_t, typename T>
+void load_row(const scalar_t* row, int64_t stride, int64_t count, T* dst) {
+  for (int64_t j = 0; j < count; ++j) {
+    dst[j] = static_cast<T>(row[j * stride]);
+  }
+}
+
+template <int DIMS, typename scalar_t>
+void block_backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
+                           const at::Tensor& grid, const at::Tensor& grad_input,
+                           const at::Tensor& grad_grid, const at::Tensor& tap_products,
+                           const Geometry& geo) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  constexpr int kCorners = LinearBlock<DIMS, opmath_t>::kCorners;
+  const Layout l = make_layout(input, grid, grad_output);
+  const bool want_grid = grad_grid.defined();
+  const bool want_products = want_grid || tap_products.defined();
+  const scalar_t* in = input.const_data_ptr<scalar_t>();
+  const scalar_t* g = grid.const_data_ptr<scalar_t>();
+  const scalar_t* go = grad_output.const_data_ptr<scalar_t>();
+  opmath_t* ggrid = want_grid ? grad_grid.mutable_data_ptr<opmath_t>() : nullptr;
+  opmath_t* products =
+      tap_products.defined() ? tap_products.mutable_data_ptr<opmath_t>() : nullptr;
+  ScatterParts<opmath_t> parts(grad_input, l.N * l.P, l.N * l.P * l.C * kCorners);
+  parts.run([&](int64_t begin, int64_t end, opmath_t* gin) {
+    LinearBlock<DIMS, opmath_t> b;
+    opmath_t v[kCorners][kTile], prod[kCorners][kTile], gout[kTile];
+    for_each_tile(begin, end, l.P, [&](int64_t i0, int64_t n, int64_t p0, int64_t size) {
+      locate_block<DIMS>(g + i0 * DIMS, size, geo, want_grid ? 1 : 0, &b);
+      if (want_products) {
+        std::fill(&prod[0][0], &prod[0][0] + kCorners * kTile, opmath_t(0));
+      }
+      for (int64_t c = 0; c < l.C; ++c) {
+        load_row(go + n * l.go_sN + c * l.go_sC + p0 * l.go_sP, l.go_sP, size, gout);
+        if (want_products) {
+          gather_corners(b, in + n * l.in_sN + c * l.in_sC, size, v);
+          for (int k = 0; k < kCorners; ++k) {
+            for (int64_t j = 0; j < size; ++j) {
+              prod[k][j] += gout[j] * v[k][j];
+            }
+          }
+        }
+        if (gin != nullptr) {
+          scatter_corners(b, b.weight, gout, size, gin + n * l.in_sN + c * l.in_sC);
+        }
+      }
+      for (int64_t j = 0; j < size; ++j) {
+        if (want_grid) {
+          for (int d = 0; d < DIMS; ++d) {
+            opmath_t acc = 0;
+            for (int k = 0; k < kCorners; ++k) {
+              acc += b.grad[d][k][j] * prod[k][j];
+            }
+            ggrid[(i0 + j) * DIMS + d] = acc;
+          }
+        }
+        if (products != nullptr) {
+          store_products(b, prod, j, products + (i0 + j) * kCorners);
+        }
+      }
+    });
+  });
+  parts.finish();
+}
+
+template <int DIMS, typename scalar_t>
+void block_double_backward_kernel(const at::Tensor& gg_input, const at::Tensor& gg_grid,
+                                  const at::Tensor& grad_output, const at::Tensor& input,
+                                  const at::Tensor& grid, const at::Tensor& tap_products,
+                                  const at::Tensor& gg_output, const at::Tensor& grad_input,
+                                  const at::Tensor& grad_grid, const Geometry& geo) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  constexpr int kCorners = LinearBlock<DIMS, opmath_t>::kCorners;
+  const Layout l = make_layout(input, grid, grad_output);
+  const bool has_ggi = gg_input.defined(), has_ggg = gg_grid.defined();
+  const bool want_ggo = gg_output.defined(), want_grid = grad_grid.defined();
+  const bool want_input = grad_input.defined() && has_ggg;
+  const scalar_t* in = input.const_data_ptr<scalar_t>();
+  const scalar_t* g = grid.const_data_ptr<scalar_t>();
+  const scalar_t* go = grad_output.const_data_ptr<scalar_t>();
+  const scalar_t* ggi = has_ggi ? gg_input.const_data_ptr<scalar_t>() : nullptr;
+  const scalar_t* ggg = has_ggg ? gg_grid.const_data_ptr<scalar_t>() : nullptr;
+  scalar_t* ggo = want_ggo ? gg_output.mutable_data_ptr<scalar_t>() : nullptr;
+  opmath_t* ggrid = want_grid ? grad_grid.mutable_data_ptr<opmath_t>() : nullptr;
+  const opmath_t* products =
+      tap_products.defined() ? tap_products.const_data_ptr<opmath_t>() : nullptr;
+  // Which sums over channels the pass needs: the input's taps against the
+  // output gradient (`prod`, unless given) and the gg_input's (`q`).
+  const bool sum_prod = has_ggg && want_grid && products == nullptr;
+  const bool sum_q = has_ggi && want_grid;
+  const bool read_input = (has_ggg && want_ggo) || sum_prod;
+  const bool read_ggi = has_ggi && (want_ggo || want_grid);
+  ScatterParts<opmath_t> parts(want_input ? grad_input : at::Tensor(), l.N * l.P,
+                               l.N * l.P * l.C * kCorners);
+  parts.run([&](int64_t begin, int64_t end, opmath_t* gin) {
+    LinearBlock<DIMS, opmath_t> b;
+    opmath_t v[kCorners][kTile], u[kCorners][kTile], a[kCorners][kTile];
+    opmath_t prod[kCorners][kTile], q[kCorners][kTile], bdir[DIMS][kCorners][kTile];
+    opmath_t gout[kTile], acc[kTile];
+    for_each_tile(begin, end, l.P, [&](int64_t i0, int64_t n, int64_t p0, int64_t size) {
+      locate_block<DIMS>(g + i0 * DIMS, size, geo, (has_ggg && want_grid) ? 2 : 1, &b);
+      if (has_ggg) {
+        const scalar_t* dir = ggg + i0 * DIMS;
+        for (int k = 0; k < kCorners; ++k) {
+          for (int64_t j = 0; j < size; ++j) {
+            opmath_t s = static_cast<opmath_t>(dir[j * DIMS]) * b.grad[0][k][j] +
+                         static_cast<opmath_t>(dir[j * DIMS + 1]) * b.grad[1][k][j];
+            if (DIMS == 3) {
+              s += static_cast<opmath_t>(dir[j * DIMS + DIMS - 1]) * b.grad[DIMS - 1][k][j];
+            }
+            a[k][j] = s;
+          }
+        }
+        for (int e = 0; e < (want_grid ? DIMS : 0); ++e) {
+          for (int k = 0; k < kCorners; ++k) {
+            for (int64_t j = 0; j < size; ++j) {
+              opmath_t s =
+                  static_cast<opmath_t>(dir[j * DIMS]) * b.hessian[hessian_slot(0, e)][k][j] +
+                  static_cast<opmath_t>(dir[j * DIMS + 1]) * b.hessian[hessian_slot(1, e)][k][j];
+              if (DIMS == 3) {
+                s += static_cast<opmath_t>(dir[j * DIMS + DIMS - 1]) *
+                     b.hessian[hessian_slot(DIMS - 1, e)][k][j];
+              }
+              bdir[e][k][j] = s;
+            }
+          }
+        }
+      }
+      if (sum_prod) {
+        std::fill(&prod[0][0], &prod[0][0] + kCorners * kTile, opmath_t(0));
+      } else if (has_ggg && want_grid) {
+        for (int64_t j = 0; j < size; ++j) {
+          load_products(b, products + (i0 + j) * kCorners, j, prod);
+        }
+      }
+      if (sum_q) {
+        std::fill(&q[0][0], &q[0][0] + kCorners * kTile, opmath_t(0));
+      }
+      for (int64_t c = 0; c < l.C; ++c) {
+        load_row(go + n * l.go_sN + c * l.go_sC + p0 * l.go_sP, l.go_sP, size, gout);
+        const int64_t plane = n * l.in_sN + c * l.in_sC;
+        if (read_input) {
+          gather_corners(b, in + plane, size, v);
+        }
+        if (read_ggi) {
+          gather_corners(b, ggi + plane, size, u);
+        }
+        if (want_ggo) {
+          scalar_t* row = ggo + (n * l.C + c) * l.P + p0;
+          for (int64_t j = 0; j < size; ++j) {
+            opmath_t s = 0;
+            for (int k = 0; k < (has_ggi ? kCorners : 0); ++k) {
+              s += b.weight[k][j] * u[k][j];
+            }
+            for (int k = 0; k < (has_ggg ? kCorners : 0); ++k) {
+              s += a[k][j] * v[k][j];
+            }
+            row[j] = static_cast<scalar_t>(s);
+          }
+        }
+        for (int k = 0; k < kCorners; ++k) {
+          for (int64_t j = 0; j < size; ++j) {
+            if (sum_q) {
+              q[k][j] += gout[j] * u[k][j];
+            }
+            if (sum_prod) {
+              prod[k][j] += gout[j] * v[k][j];
+            }
+          }
+        }
+        if (want_input) {
+          scatter_corners(b, a, gout, size, gin + plane);
+        }
+      }
+      for (int d = 0; d < (want_grid ? DIMS : 0); ++d) {
+        std::fill(acc, acc + size, opmath_t(0));
+        for (int k = 0; k < kCorners; ++k) {
+          for (int64_t j = 0; j < size; ++j) {
+            if (has_ggi) {
+              acc[j] += b.grad[d][k][j] * q[k][j];
+            }
+            if (has_ggg) {
+              acc[j] += bdir[d][k][j] * prod[k][j];
+            }
+          }
+        }
+        for (int64_t j = 0; j < size; ++j) {
+          ggrid[(i0 + j) * DIMS + d] = acc[j];
+        }
+      }
+    });
+  });
+  parts.finish();
+}
+
 // ------------------------------------------------------------ op wrappers --
 
 at::ScalarType opmath_dtype(const at::Tensor& t) {
@@ -410,7 +758,13 @@ at::Tensor grid_sample_cpu(const at::Tensor& input, const at::Tensor& grid,
                                   "torchsample_grid_sample_cpu",
                                   [&] {
                                     with_dims(geo, [&](auto dims) {
-                                      forward_kernel<dims(), scalar_t>(input, flat, output, geo);
+                                      if (takes_block_path(input, geo)) {
+                                        block_forward_kernel<dims(), scalar_t>(input, flat,
+                                                                               output, geo);
+                                      } else {
+                                        forward_kernel<dims(), scalar_t>(input, flat, output,
+                                                                         geo);
+                                      }
                                     });
                                   });
   return output.view(shape);
@@ -434,7 +788,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_backward_cpu(
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
   const at::Tensor flat = flat_grid(grid);
   const auto acc = input.options().dtype(opmath_dtype(input));
-  at::Tensor grad_input = output_mask[0] ? scattered_gradient(input) : at::Tensor();
+  const bool block = takes_block_path(input, geo);
+  at::Tensor grad_input = !output_mask[0] ? at::Tensor()
+                          : block         ? scattered_gradient(input).zero_()
+                                          : scattered_gradient(input);
   at::Tensor grad_grid = output_mask[1] ? at::empty(flat.sizes(), acc) : at::Tensor();
   at::Tensor tap_products =
       output_mask[2]
@@ -443,8 +800,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_backward_cpu(
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "torchsample_grid_sample_backward_cpu", [&] {
         with_dims(geo, [&](auto dims) {
-          backward_kernel<dims(), scalar_t>(flat_grad_output(grad_output, grid), input, flat,
-                                            grad_input, grad_grid, tap_products, geo);
+          const at::Tensor go = flat_grad_output(grad_output, grid);
+          if (block) {
+            block_backward_kernel<dims(), scalar_t>(go, input, flat, grad_input, grad_grid,
+                                                    tap_products, geo);
+          } else {
+            backward_kernel<dims(), scalar_t>(go, input, flat, grad_input, grad_grid,
+                                              tap_products, geo);
+          }
         });
       });
   return {output_mask[0] ? grad_input.to(input.scalar_type()) : at::empty({0}, input.options()),
@@ -474,19 +837,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
   at::Tensor gg_output =
       output_mask[0] ? on_huge_pages(at::empty({N, C, P}, input.options())).zero_() : at::Tensor();
   // The input gradient only flows through gg_grid; without it, it is zero.
-  at::Tensor grad_input = !output_mask[1]     ? at::Tensor()
-                          : gg_grid.defined() ? scattered_gradient(input)
-                                              : scattered_gradient(input).zero_();
+  // The block path adds into it from the start.
+  const bool block = takes_block_path(input, geo);
+  at::Tensor grad_input = !output_mask[1]               ? at::Tensor()
+                          : gg_grid.defined() && !block ? scattered_gradient(input)
+                                                        : scattered_gradient(input).zero_();
   at::Tensor grad_grid = output_mask[2] ? at::zeros(flat.sizes(), acc) : at::Tensor();
   if (gg_input.defined() || gg_grid.defined()) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf, at::kBFloat16, input.scalar_type(),
         "torchsample_grid_sample_double_backward_cpu", [&] {
           with_dims(geo, [&](auto dims) {
-            double_backward_kernel<dims(), scalar_t>(gg_input, gg_grid,
-                                                     flat_grad_output(grad_output, grid), input,
-                                                     flat, tap_products, gg_output, grad_input,
-                                                     grad_grid, geo);
+            const at::Tensor go = flat_grad_output(grad_output, grid);
+            if (block) {
+              block_double_backward_kernel<dims(), scalar_t>(gg_input, gg_grid, go, input, flat,
+                                                             tap_products, gg_output,
+                                                             grad_input, grad_grid, geo);
+            } else {
+              double_backward_kernel<dims(), scalar_t>(gg_input, gg_grid, go, input, flat,
+                                                       tap_products, gg_output, grad_input,
+                                                       grad_grid, geo);
+            }
           });
         });
   }
