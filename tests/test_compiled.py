@@ -2,6 +2,9 @@
 
 import itertools
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -780,3 +783,56 @@ def test_block_path_tap_products_serve_the_stencil_path_and_back():
     whole = products(slice(0, BLOCK + 1))
     parts = products(slice(0, BLOCK)) + products(slice(BLOCK, BLOCK + 1))
     torch.testing.assert_close(whole, parts, rtol=1e-12, atol=1e-12)
+
+
+_BLOCK_RESULTS = """
+import sys, torch
+from torchsample.ops import compiled
+torch.set_num_threads(1)
+gen = torch.Generator().manual_seed(5)
+results = []
+for dims in (2, 3):
+    for dtype in (torch.float32, torch.float64):
+        spatial = (9, 7) if dims == 2 else (5, 6, 7)
+        shape = (2, 37, *([1] * (dims - 1)), dims)
+        x = torch.randn(2, 3, *spatial, generator=gen, dtype=dtype).requires_grad_()
+        grid = (torch.rand(shape, generator=gen, dtype=dtype) * 2.4 - 1.2).requires_grad_()
+        for padding in ("zeros", "border", "reflection"):
+            for align in (False, True):
+                for smooth in (False, True):
+                    out = compiled.grid_sample(x, grid, "bilinear", padding, align, smooth)
+                    gx, gg = torch.autograd.grad(out.square().sum(), (x, grid), create_graph=True)
+                    loss = gg.square().sum() + gx.square().sum()
+                    results += [out, gx, gg, *torch.autograd.grad(loss, (x, grid))]
+torch.save([r.detach() for r in results], sys.argv[1])
+"""
+
+
+def _cpu_has_avx2():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx2" in f.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _cpu_has_avx2(), reason="the AVX2 variant needs an x86-64 CPU with AVX2")
+def test_block_path_avx2_and_portable_code_agree_bit_for_bit(tmp_path):
+    # On x86-64 the block stencils are also compiled for AVX2, without fused
+    # multiply-adds; TORCHSAMPLE_NO_AVX2 keeps the portable code.
+    results = {}
+    for flag in ("0", "1"):
+        path = tmp_path / f"no_avx2_{flag}.pt"
+        done = subprocess.run(
+            [sys.executable, "-c", _BLOCK_RESULTS, str(path)],
+            check=False,
+            env={**os.environ, "TORCHSAMPLE_NO_AVX2": flag},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        results[flag] = torch.load(path)
+    assert len(results["0"]) == len(results["1"]) == 2 * 2 * 3 * 2 * 2 * 5
+    for a, b in zip(results["0"], results["1"]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
