@@ -482,10 +482,21 @@ def test_small_calls_read_the_map_in_place():
         torch.zeros(1, 1, 16, 16), torch.zeros(1, 4096, 1, 2), "bicubic"
     )
     assert not compiled._prefers_channels_last(x.long(), grid, "nearest")
-    # ... nor bilinear calls on few channels, which the block kernels serve.
+    # ... nor bilinear calls on few channels, which the block kernels serve...
     assert not compiled._prefers_channels_last(x, grid, "bilinear")
     five = torch.zeros(1, compiled.BLOCK_KERNEL_MAX_CHANNELS + 1, 16, 16)
     assert compiled._prefers_channels_last(five, grid, "bilinear")
+    # ... unless a gradient copy per extra thread would outweigh the scatter:
+    # the backward passes then take the per-point stencils, which read the copy.
+    large = torch.zeros(1, 4, 128, 128)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert compiled._prefers_channels_last(large, grid, "bilinear")
+        torch.set_num_threads(1)
+        assert not compiled._prefers_channels_last(large, grid, "bilinear")
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_direct_op_on_channels_last_returns_matching_layout():
@@ -553,10 +564,8 @@ def test_reduced_precision_close_to_float64(dtype, tol):
         assert (got.double() - want).abs().max().item() <= tol * scale
 
 
-def test_parallel_result_independent_of_thread_count():
-    x, grid = make_inputs(3, points=(64, 64), channels=5, batch=1)
-    x.requires_grad_()
-    grid.requires_grad_()
+def one_and_two_threads(x, grid):
+    """first_and_second of the compiled backend at one thread, then at two or more."""
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -565,6 +574,14 @@ def test_parallel_result_independent_of_thread_count():
         parallel = first_and_second(lambda a, g: compiled_sample(a, g), x, grid)
     finally:
         torch.set_num_threads(threads)
+    return serial, parallel
+
+
+def test_parallel_result_independent_of_thread_count():
+    x, grid = make_inputs(3, points=(64, 64), channels=5, batch=1)
+    x.requires_grad_()
+    grid.requires_grad_()
+    serial, parallel = one_and_two_threads(x, grid)
     for a, b in zip((serial[0], *serial[1], *serial[2]), (parallel[0], *parallel[1], *parallel[2])):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
@@ -737,14 +754,7 @@ def test_block_path_scatter_in_parts_matches_one_part():
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(1, 3, 24, 20, generator=gen, dtype=torch.float64)
     grid = torch.rand(1, 1 << 15, 1, 2, generator=gen, dtype=torch.float64) * 2.2 - 1.1
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        serial = first_and_second(lambda a, g: compiled_sample(a, g), x, grid)
-        torch.set_num_threads(max(2, threads))
-        parallel = first_and_second(lambda a, g: compiled_sample(a, g), x, grid)
-    finally:
-        torch.set_num_threads(threads)
+    serial, parallel = one_and_two_threads(x, grid)
     want = first_and_second(lambda a, g: F.grid_sample(a, g, align_corners=False), x, grid)
     for a, b, c in zip(
         (serial[0], *serial[1], *serial[2]),
@@ -836,3 +846,26 @@ def test_block_path_avx2_and_portable_code_agree_bit_for_bit(tmp_path):
     assert len(results["0"]) == len(results["1"]) == 2 * 2 * 3 * 2 * 2 * 5
     for a, b in zip(results["0"], results["1"]):
         torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["channels-first", "channels-last"])
+def test_block_forward_with_stencil_backward_on_a_map_larger_than_the_work(channels_last):
+    # A map far larger than the scatter into it: at two threads the forward
+    # takes the block path and the passes that scatter take the per-point
+    # stencils (tap products handed between them in one layout).
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(1, 3, 24, 26, 28, generator=gen, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    grid = torch.rand(1, 300, 1, 1, 3, generator=gen, dtype=torch.float64) * 2.2 - 1.1
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        got = first_and_second(lambda a, g: compiled_sample(a, g, "bilinear", "border"), x, grid)
+    finally:
+        torch.set_num_threads(threads)
+    want = first_and_second(
+        lambda a, g: reference.grid_sample(a, g, "bilinear", "border", False, False), x, grid
+    )
+    for a, b in zip((got[0], *got[1], *got[2]), (want[0], *want[1], *want[2])):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)

@@ -192,14 +192,22 @@ def _prefers_channels_last(input: torch.Tensor, grid: torch.Tensor, mode: str) -
     Each sample reads every channel at a few pixels: with channels last those
     reads are contiguous instead of one cache line per channel.  The copy is
     worth it unless the call is small, the input is much larger than the
-    work on it, or the call takes the block path (few channels, bilinear).
+    work on it, or the call takes the block path throughout (few channels,
+    bilinear, a map small enough for per-thread gradient copies).
     """
     channels = input.shape[1]
     point_channels = grid.numel() // grid.shape[-1] * channels
     if point_channels < CHANNELS_LAST_FROM_POINT_CHANNELS or channels < 2 or not input.is_cpu:
         return False
     if mode == "bilinear" and channels <= BLOCK_KERNEL_MAX_CHANNELS:
-        return False
+        # The block path scatters in one part per thread where a copy of the
+        # map per extra thread costs less than the scatter; elsewhere its
+        # backward passes go to the per-point stencils, which want the copy
+        # (grid_sample_kernel.cpp, block_path_scatters).
+        corners = 1 << (input.dim() - 2)
+        extra_threads = torch.get_num_threads() - 1
+        if extra_threads * input.numel() <= point_channels * corners:
+            return False
     if not input.is_floating_point() or input.is_contiguous(
         memory_format=_CHANNELS_LAST[input.dim()]
     ):

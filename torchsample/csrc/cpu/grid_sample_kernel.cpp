@@ -402,6 +402,23 @@ bool takes_block_path(const at::Tensor& input, const Geometry& geo) {
          input.numel() > 0 && input.numel() < (int64_t(1) << 31);
 }
 
+// Whether a pass that scatters into the input gradient (`scatters`) takes
+// the block path.  Its scatter runs in one part per thread only where a copy
+// of the map per extra thread costs less than the scatter (points x channels
+// x corners additions); otherwise a map with several channels goes to the
+// per-point stencils, whose slab buckets scatter in parallel, reading the
+// channels-last copy ops/compiled.py makes for such calls (it mirrors this
+// rule).  One channel stays on the block path, faster even in one part.
+bool block_path_scatters(const at::Tensor& input, const at::Tensor& flat_grid,
+                         const Geometry& geo, bool scatters) {
+  if (!takes_block_path(input, geo)) {
+    return false;
+  }
+  const int64_t channels = input.size(1);
+  const int64_t work = flat_grid.size(0) * flat_grid.size(1) * channels * taps_per_point(geo);
+  return !scatters || channels == 1 || (at::get_num_threads() - 1) * input.numel() <= work;
+}
+
 // Points of one block path scatter, cut into `parts` contiguous ranges of
 // the flattened (batch, point) index.  Part 0 adds into the gradient itself
 // (zeroed), part q > 0 into copy q - 1 (zeroed by the thread that fills it),
@@ -788,7 +805,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_backward_cpu(
   const Geometry geo = make_geometry(input, interpolation, padding, align_corners, smoothstep);
   const at::Tensor flat = flat_grid(grid);
   const auto acc = input.options().dtype(opmath_dtype(input));
-  const bool block = takes_block_path(input, geo);
+  const bool block = block_path_scatters(input, flat, geo, output_mask[0]);
   at::Tensor grad_input = !output_mask[0] ? at::Tensor()
                           : block         ? scattered_gradient(input).zero_()
                                           : scattered_gradient(input);
@@ -838,7 +855,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> grid_sample_double_backward_cpu(
       output_mask[0] ? on_huge_pages(at::empty({N, C, P}, input.options())).zero_() : at::Tensor();
   // The input gradient only flows through gg_grid; without it, it is zero.
   // The block path adds into it from the start.
-  const bool block = takes_block_path(input, geo);
+  const bool block = block_path_scatters(input, flat, geo, output_mask[1] && gg_grid.defined());
   at::Tensor grad_input = !output_mask[1]               ? at::Tensor()
                           : gg_grid.defined() && !block ? scattered_gradient(input)
                                                         : scattered_gradient(input).zero_();
