@@ -224,12 +224,6 @@ TORCHSAMPLE_BLOCK_INLINE void locate_block_body(const scalar_t* grid, int64_t co
   }
 }
 
-template <int DIMS, typename scalar_t, typename T>
-void locate_block_portable(const scalar_t* grid, int64_t count, const Geometry& geo, int order,
-                           LinearBlock<DIMS, T>* b) {
-  locate_block_body(grid, count, geo, order, b);
-}
-
 #if defined(TORCHSAMPLE_BLOCK_AVX2)
 template <int DIMS, typename scalar_t, typename T>
 __attribute__((target("avx2"))) void locate_block_avx2(const scalar_t* grid, int64_t count,
@@ -262,7 +256,7 @@ void locate_block(const scalar_t* grid, int64_t count, const Geometry& geo, int 
     return;
   }
 #endif
-  locate_block_portable(grid, count, geo, order, b);
+  locate_block_body(grid, count, geo, order, b);
 }
 
 // The value of every corner of one channel plane, zero outside the input.
@@ -278,12 +272,6 @@ TORCHSAMPLE_BLOCK_INLINE void gather_corners_body(const LinearBlock<DIMS, T>& b,
       v[corner][j] = b.inside[corner][j] ? value : T(0);
     }
   }
-}
-
-template <int DIMS, typename scalar_t, typename T>
-void gather_corners_portable(const LinearBlock<DIMS, T>& b, const scalar_t* plane,
-                             int64_t count, T (*v)[kTile]) {
-  gather_corners_body(b, plane, count, v);
 }
 
 #if defined(TORCHSAMPLE_BLOCK_AVX2)
@@ -304,7 +292,7 @@ void gather_corners(const LinearBlock<DIMS, T>& b, const scalar_t* plane, int64_
     return;
   }
 #endif
-  gather_corners_portable(b, plane, count, v);
+  gather_corners_body(b, plane, count, v);
 }
 
 }  // namespace torchsample
